@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+// mrsort: classify brain MRI DICOM series and route them.
+//
+// Layers, bottom to top (lower layers never import higher ones):
+//   CDCMTK, CYAML, COpenBLAS  C shims and system modules
+//   DICOM                     reading, pixels and atomic rewriting of DICOM files
+//   mrsort                    the command
+import PackageDescription
+
+let package = Package(
+    name: "mrsort",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "mrsort", targets: ["mrsort"]),
+        .library(name: "DICOM", targets: ["DICOM"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // DCMTK behind a plain C header. Debian's dcmtk.pc requires libsndfile and
+        // breaks pkg-config, so the libraries are named explicitly.
+        .target(
+            name: "CDCMTK",
+            linkerSettings: [
+                .linkedLibrary("dcmjpls"),
+                .linkedLibrary("dcmjpeg"),
+                .linkedLibrary("dcmdata"),
+                .linkedLibrary("oflog"),
+                .linkedLibrary("ofstd"),
+                .linkedLibrary("stdc++"),
+            ]
+        ),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "DICOM", dependencies: ["CDCMTK"]),
+        .executableTarget(
+            name: "mrsort",
+            dependencies: [
+                "DICOM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "mrsort-benchmark", dependencies: ["DICOM"], path: "Benchmarks/mrsort-benchmark"),
+        .testTarget(name: "DICOMTests", dependencies: ["DICOM"]),
+    ],
+    cxxLanguageStandard: .cxx17
+)

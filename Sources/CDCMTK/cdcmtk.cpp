@@ -1,0 +1,636 @@
+// The C face of DCMTK for mrsort. See include/cdcmtk.h for the contract.
+//
+// Policy: no C++ exception or DCMTK abort crosses this boundary; every failure
+// becomes an mrs_status with a message that says what went wrong.
+
+#include "cdcmtk.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcfcache.h>
+#include <dcmtk/dcmdata/dccodec.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct mrs_file {
+    DcmFileFormat format;
+    DcmFileCache cache;
+    Uint32 nextFragment = 0;
+    Uint32 nextFrame = 0;
+};
+
+namespace {
+
+std::once_flag initializeOnce;
+
+void setMessage(char *message, size_t size, const std::string &text) {
+    if (message == nullptr || size == 0) return;
+    std::snprintf(message, size, "%s", text.c_str());
+}
+
+inline DcmItem *asItem(const mrs_item *item) {
+    return reinterpret_cast<DcmItem *>(const_cast<mrs_item *>(item));
+}
+
+inline mrs_item *asHandle(DcmItem *item) { return reinterpret_cast<mrs_item *>(item); }
+
+DcmElement *findElement(const mrs_item *item, uint16_t group, uint16_t element) {
+    if (item == nullptr) return nullptr;
+    DcmElement *found = nullptr;
+    if (asItem(item)->findAndGetElement(DcmTagKey(group, element), found, OFFalse).bad()) return nullptr;
+    return found;
+}
+
+bool isTextVR(DcmEVR vr) {
+    switch (vr) {
+    case EVR_AE: case EVR_AS: case EVR_CS: case EVR_DA: case EVR_DS: case EVR_DT:
+    case EVR_IS: case EVR_LO: case EVR_LT: case EVR_PN: case EVR_SH: case EVR_ST:
+    case EVR_TM: case EVR_UC: case EVR_UI: case EVR_UR: case EVR_UT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool isUninterpretedVR(DcmEVR vr) { return vr == EVR_UN || vr == EVR_OB || vr == EVR_UNKNOWN; }
+
+/// Raw bytes of an element, loaded into memory if needed.
+bool rawBytes(DcmElement *element, const Uint8 *&bytes, unsigned long &length) {
+    Uint8 *data = nullptr;
+    if (element->getUint8Array(data).bad() || data == nullptr) return false;
+    bytes = data;
+    length = element->getLength();
+    return true;
+}
+
+/// Splits backslash-separated text and returns piece `index`, trimmed of spaces and NULs.
+bool textValue(const char *text, size_t length, unsigned long index, std::string &out) {
+    unsigned long current = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= length; ++i) {
+        if (i == length || text[i] == '\\') {
+            if (current == index) {
+                size_t a = start, b = i;
+                while (a < b && (text[a] == ' ' || text[a] == '\0')) ++a;
+                while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\0')) --b;
+                out.assign(text + a, b - a);
+                return true;
+            }
+            ++current;
+            start = i + 1;
+        }
+    }
+    return false;
+}
+
+unsigned long textMultiplicity(const char *text, size_t length) {
+    size_t end = length;
+    while (end > 0 && (text[end - 1] == ' ' || text[end - 1] == '\0')) --end;
+    if (end == 0) return 0;
+    unsigned long count = 1;
+    for (size_t i = 0; i < end; ++i)
+        if (text[i] == '\\') ++count;
+    return count;
+}
+
+bool parseNumber(const std::string &text, double &value) {
+    if (text.empty()) return false;
+    char *end = nullptr;
+    errno = 0;
+    double parsed = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || errno == ERANGE) return false;
+    while (*end == ' ') ++end;
+    if (*end != '\0') return false;
+    value = parsed;
+    return true;
+}
+
+std::string conditionText(const OFCondition &condition) { return std::string(condition.text()); }
+
+bool isJPEG2000(E_TransferSyntax xfer) {
+    return xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000 ||
+           xfer == EXS_JPEG2000MulticomponentLosslessOnly || xfer == EXS_JPEG2000Multicomponent;
+}
+
+/// What the start of a file says it is: a Part 10 file, a bare dataset, or neither.
+enum class Prefix { part10, bareDataset, notDICOM, empty };
+
+Prefix classifyPrefix(const unsigned char *bytes, size_t length) {
+    if (length == 0) return Prefix::empty;
+    if (length >= 132 && std::memcmp(bytes + 128, "DICM", 4) == 0) return Prefix::part10;
+    // A dataset without preamble starts with a low group (0002 or 0008), in either byte order,
+    // followed by an explicit VR or a plausible implicit length.
+    if (length < 8) return Prefix::notDICOM;
+    const uint16_t little = uint16_t(bytes[0] | (bytes[1] << 8));
+    const uint16_t big = uint16_t((bytes[0] << 8) | bytes[1]);
+    if (little == 0x0002 || little == 0x0008 || big == 0x0002 || big == 0x0008) return Prefix::bareDataset;
+    return Prefix::notDICOM;
+}
+
+} // namespace
+
+extern "C" {
+
+void mrs_initialize(void) {
+    std::call_once(initializeOnce, [] {
+        OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+        DcmRLEDecoderRegistration::registerCodecs();
+        DJDecoderRegistration::registerCodecs();
+        DJLSDecoderRegistration::registerCodecs();
+    });
+}
+
+mrs_status mrs_open(const char *path, int header_only, mrs_file **out, char *message, size_t message_size) {
+    if (path == nullptr || out == nullptr) {
+        setMessage(message, message_size, "no path given");
+        return MRS_INVALID_ARGUMENT;
+    }
+    *out = nullptr;
+    mrs_initialize();
+
+    struct stat info;
+    if (::stat(path, &info) != 0) {
+        setMessage(message, message_size, std::strerror(errno));
+        return MRS_UNREADABLE;
+    }
+    if (S_ISDIR(info.st_mode)) {
+        setMessage(message, message_size, "is a directory");
+        return MRS_IS_DIRECTORY;
+    }
+    if (!S_ISREG(info.st_mode)) {
+        setMessage(message, message_size, "not a regular file");
+        return MRS_UNREADABLE;
+    }
+
+    unsigned char prefix[132];
+    size_t prefixLength = 0;
+    {
+        int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            setMessage(message, message_size, std::strerror(errno));
+            return MRS_UNREADABLE;
+        }
+        while (prefixLength < sizeof prefix) {
+            ssize_t n = ::read(fd, prefix + prefixLength, sizeof prefix - prefixLength);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                int saved = errno;
+                ::close(fd);
+                setMessage(message, message_size, std::strerror(saved));
+                return MRS_UNREADABLE;
+            }
+            if (n == 0) break;
+            prefixLength += size_t(n);
+        }
+        ::close(fd);
+    }
+
+    E_FileReadMode mode = ERM_fileOnly;
+    switch (classifyPrefix(prefix, prefixLength)) {
+    case Prefix::empty:
+        setMessage(message, message_size, "empty file");
+        return MRS_NOT_DICOM;
+    case Prefix::notDICOM:
+        setMessage(message, message_size, "no 'DICM' marker at byte 128 and no DICOM dataset at the start");
+        return MRS_NOT_DICOM;
+    case Prefix::bareDataset:
+        mode = ERM_dataset;
+        break;
+    case Prefix::part10:
+        mode = ERM_fileOnly;
+        break;
+    }
+
+    mrs_file *file = new (std::nothrow) mrs_file();
+    if (file == nullptr) {
+        setMessage(message, message_size, "out of memory");
+        return MRS_MALFORMED;
+    }
+    OFCondition status;
+    if (header_only) {
+        status = file->format.loadFileUntilTag(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, mode, DCM_PixelData);
+    } else {
+        status = file->format.loadFile(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, mode);
+    }
+
+    // An unknown transfer syntax in the meta header makes the dataset unparseable; name it.
+    OFString xferUID;
+    if (file->format.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, xferUID).good()) {
+        DcmXfer xfer(xferUID.c_str());
+        if (xfer.getXfer() == EXS_Unknown) {
+            setMessage(message, message_size, std::string("unknown transfer syntax ") + xferUID.c_str());
+            delete file;
+            return MRS_UNSUPPORTED_TRANSFER_SYNTAX;
+        }
+    }
+    if (status.bad()) {
+        mrs_status result = MRS_MALFORMED;
+        if (status == EC_StreamNotifyClient || status == EC_EndOfStream || status == EC_PrematureSequDelimitationItem ||
+            status == EC_SequEnd || status == EC_ItemEnd)
+            result = MRS_TRUNCATED;
+        if (status == EC_InvalidStream) result = MRS_UNREADABLE;
+        setMessage(message, message_size, conditionText(status));
+        delete file;
+        return result;
+    }
+    DcmDataset *dataset = file->format.getDataset();
+    if (dataset == nullptr || dataset->card() == 0) {
+        setMessage(message, message_size, "the file holds no dataset");
+        delete file;
+        return MRS_NOT_DICOM;
+    }
+    // A file cut short inside its last element still parses; the transfer length tells.
+    if (!header_only && dataset->transferState() != ERW_ready) {
+        setMessage(message, message_size, "file ends before the end of the dataset");
+        delete file;
+        return MRS_TRUNCATED;
+    }
+    *out = file;
+    return MRS_OK;
+}
+
+void mrs_close(mrs_file *file) { delete file; }
+
+mrs_item *mrs_dataset(mrs_file *file) { return file ? asHandle(file->format.getDataset()) : nullptr; }
+
+mrs_item *mrs_meta(mrs_file *file) { return file ? asHandle(file->format.getMetaInfo()) : nullptr; }
+
+size_t mrs_transfer_syntax(mrs_file *file, char *buffer, size_t size) {
+    if (file == nullptr) return 0;
+    DcmXfer xfer(file->format.getDataset()->getOriginalXfer());
+    const char *uid = xfer.getXferID();
+    if (uid == nullptr) uid = "";
+    if (buffer && size) std::snprintf(buffer, size, "%s", uid);
+    return std::strlen(uid);
+}
+
+int mrs_item_contains(const mrs_item *item, uint16_t group, uint16_t element) {
+    return item != nullptr && asItem(item)->tagExists(DcmTagKey(group, element), OFFalse) ? 1 : 0;
+}
+
+long mrs_item_string(const mrs_item *item, uint16_t group, uint16_t element, char *buffer, size_t size) {
+    DcmElement *found = findElement(item, group, element);
+    if (found == nullptr) return -1;
+    const DcmEVR vr = found->ident();
+    std::string value;
+    if (isTextVR(vr)) {
+        char *text = nullptr;
+        if (found->getString(text).bad() || text == nullptr) {
+            value.clear();
+        } else {
+            value.assign(text, found->getLength());
+        }
+    } else if (isUninterpretedVR(vr)) {
+        const Uint8 *bytes = nullptr;
+        unsigned long length = 0;
+        if (!rawBytes(found, bytes, length)) {
+            value.clear();
+        } else {
+            value.assign(reinterpret_cast<const char *>(bytes), length);
+        }
+    } else {
+        return -1;
+    }
+    // Trailing padding is not part of the value.
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\0')) value.pop_back();
+    if (buffer != nullptr && size > 0) {
+        size_t n = value.size() < size - 1 ? value.size() : size - 1;
+        std::memcpy(buffer, value.data(), n);
+        buffer[n] = '\0';
+    }
+    return long(value.size());
+}
+
+unsigned long mrs_item_multiplicity(const mrs_item *item, uint16_t group, uint16_t element, mrs_binary_hint hint) {
+    DcmElement *found = findElement(item, group, element);
+    if (found == nullptr || found->getLength() == 0) return 0;
+    if (isUninterpretedVR(found->ident())) {
+        const Uint8 *bytes = nullptr;
+        unsigned long length = 0;
+        if (!rawBytes(found, bytes, length)) return 0;
+        switch (hint) {
+        case MRS_HINT_FLOAT32: return length / 4;
+        case MRS_HINT_FLOAT64: return length / 8;
+        case MRS_HINT_TEXT: return textMultiplicity(reinterpret_cast<const char *>(bytes), length);
+        }
+        return 0;
+    }
+    return found->getVM();
+}
+
+int mrs_item_number(const mrs_item *item, uint16_t group, uint16_t element, unsigned long index, mrs_binary_hint hint,
+                    double *value) {
+    DcmElement *found = findElement(item, group, element);
+    if (found == nullptr || value == nullptr || found->getLength() == 0) return 0;
+    const DcmEVR vr = found->ident();
+    switch (vr) {
+    case EVR_FL: case EVR_OF: {
+        Float32 v;
+        if (found->getFloat32(v, index).bad()) return 0;
+        *value = v;
+        return 1;
+    }
+    case EVR_FD: case EVR_OD: {
+        Float64 v;
+        if (found->getFloat64(v, index).bad()) return 0;
+        *value = v;
+        return 1;
+    }
+    case EVR_US: {
+        Uint16 v;
+        if (found->getUint16(v, index).bad()) return 0;
+        *value = v;
+        return 1;
+    }
+    case EVR_SS: {
+        Sint16 v;
+        if (found->getSint16(v, index).bad()) return 0;
+        *value = v;
+        return 1;
+    }
+    case EVR_UL: {
+        Uint32 v;
+        if (found->getUint32(v, index).bad()) return 0;
+        *value = v;
+        return 1;
+    }
+    case EVR_SL: {
+        Sint32 v;
+        if (found->getSint32(v, index).bad()) return 0;
+        *value = v;
+        return 1;
+    }
+    default:
+        break;
+    }
+    if (isTextVR(vr)) {
+        char *text = nullptr;
+        if (found->getString(text).bad() || text == nullptr) return 0;
+        std::string piece;
+        if (!textValue(text, found->getLength(), index, piece)) return 0;
+        return parseNumber(piece, *value) ? 1 : 0;
+    }
+    if (isUninterpretedVR(vr)) {
+        const Uint8 *bytes = nullptr;
+        unsigned long length = 0;
+        if (!rawBytes(found, bytes, length)) return 0;
+        switch (hint) {
+        case MRS_HINT_FLOAT32: {
+            if ((index + 1) * 4 > length) return 0;
+            Float32 v;
+            std::memcpy(&v, bytes + index * 4, 4);
+            if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, 4, 4);
+            *value = v;
+            return 1;
+        }
+        case MRS_HINT_FLOAT64: {
+            if ((index + 1) * 8 > length) return 0;
+            Float64 v;
+            std::memcpy(&v, bytes + index * 8, 8);
+            if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, 8, 8);
+            *value = v;
+            return 1;
+        }
+        case MRS_HINT_TEXT: {
+            std::string piece;
+            if (!textValue(reinterpret_cast<const char *>(bytes), length, index, piece)) return 0;
+            return parseNumber(piece, *value) ? 1 : 0;
+        }
+        }
+    }
+    return 0;
+}
+
+long mrs_item_sequence_count(const mrs_item *item, uint16_t group, uint16_t element) {
+    if (item == nullptr) return -1;
+    DcmSequenceOfItems *sequence = nullptr;
+    if (asItem(item)->findAndGetSequence(DcmTagKey(group, element), sequence, OFFalse).bad() || sequence == nullptr)
+        return -1;
+    return long(sequence->card());
+}
+
+mrs_item *mrs_item_sequence_item(const mrs_item *item, uint16_t group, uint16_t element, unsigned long index) {
+    if (item == nullptr) return nullptr;
+    DcmSequenceOfItems *sequence = nullptr;
+    if (asItem(item)->findAndGetSequence(DcmTagKey(group, element), sequence, OFFalse).bad() || sequence == nullptr)
+        return nullptr;
+    if (index >= sequence->card()) return nullptr;
+    return asHandle(sequence->getItem(index));
+}
+
+mrs_status mrs_item_put_string(mrs_item *item, uint16_t group, uint16_t element, const char *value, char *message,
+                               size_t message_size) {
+    if (item == nullptr || value == nullptr) {
+        setMessage(message, message_size, "no item or value");
+        return MRS_INVALID_ARGUMENT;
+    }
+    OFCondition status = asItem(item)->putAndInsertString(DcmTag(group, element), value, OFTrue);
+    if (status.bad()) {
+        setMessage(message, message_size, conditionText(status));
+        return MRS_INVALID_ARGUMENT;
+    }
+    return MRS_OK;
+}
+
+mrs_item *mrs_item_append_sequence_item(mrs_item *item, uint16_t group, uint16_t element) {
+    if (item == nullptr) return nullptr;
+    DcmItem *created = nullptr;
+    if (asItem(item)->findOrCreateSequenceItem(DcmTag(group, element), created, -2).bad()) return nullptr;
+    return asHandle(created);
+}
+
+mrs_status mrs_save(mrs_file *file, const char *path, char *message, size_t message_size) {
+    if (file == nullptr || path == nullptr) {
+        setMessage(message, message_size, "no file or path");
+        return MRS_INVALID_ARGUMENT;
+    }
+    OFCondition status = file->format.loadAllDataIntoMemory();
+    if (status.bad()) {
+        setMessage(message, message_size, std::string("cannot load the original data: ") + conditionText(status));
+        return MRS_UNREADABLE;
+    }
+    const E_TransferSyntax xfer = file->format.getDataset()->getOriginalXfer();
+    errno = 0;
+    status = file->format.saveFile(path, xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta);
+    if (status.bad()) {
+        std::string text = conditionText(status);
+        if (errno != 0) text += std::string(": ") + std::strerror(errno);
+        setMessage(message, message_size, text);
+        return MRS_WRITE_FAILED;
+    }
+    return MRS_OK;
+}
+
+mrs_status mrs_pixel_layout_get(mrs_file *file, mrs_pixel_layout *layout, char *message, size_t message_size) {
+    if (file == nullptr || layout == nullptr) {
+        setMessage(message, message_size, "no file or layout");
+        return MRS_INVALID_ARGUMENT;
+    }
+    std::memset(layout, 0, sizeof *layout);
+    DcmDataset *dataset = file->format.getDataset();
+    const E_TransferSyntax xfer = dataset->getOriginalXfer();
+    DcmXfer xferInfo(xfer);
+    if (isJPEG2000(xfer)) {
+        setMessage(message, message_size,
+                   std::string("JPEG 2000 (") + xferInfo.getXferID() +
+                       ") cannot be decoded: DCMTK's free toolkit has no JPEG 2000 codec");
+        return MRS_UNSUPPORTED_TRANSFER_SYNTAX;
+    }
+    if (xferInfo.isEncapsulated() && !DcmCodecList::canChangeCoding(xfer, EXS_LittleEndianExplicit)) {
+        setMessage(message, message_size,
+                   std::string("no decoder for transfer syntax ") + xferInfo.getXferName() + " (" + xferInfo.getXferID() + ")");
+        return MRS_UNSUPPORTED_TRANSFER_SYNTAX;
+    }
+    DcmElement *pixelElement = nullptr;
+    if (dataset->findAndGetElement(DCM_PixelData, pixelElement).bad() || pixelElement == nullptr) {
+        setMessage(message, message_size, "no PixelData (7FE0,0010)");
+        return MRS_BAD_PIXEL_DATA;
+    }
+    Uint16 rows = 0, columns = 0, samples = 1, allocated = 0, stored = 0, high = 0, representation = 0;
+    dataset->findAndGetUint16(DCM_Rows, rows);
+    dataset->findAndGetUint16(DCM_Columns, columns);
+    if (dataset->findAndGetUint16(DCM_SamplesPerPixel, samples).bad()) samples = 1;
+    dataset->findAndGetUint16(DCM_BitsAllocated, allocated);
+    if (dataset->findAndGetUint16(DCM_BitsStored, stored).bad()) stored = allocated;
+    if (dataset->findAndGetUint16(DCM_HighBit, high).bad()) high = stored > 0 ? stored - 1 : 0;
+    dataset->findAndGetUint16(DCM_PixelRepresentation, representation);
+    Sint32 frames = 1;
+    if (dataset->findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) frames = 1;
+    if (rows == 0 || columns == 0) {
+        setMessage(message, message_size, "Rows or Columns missing or zero");
+        return MRS_BAD_PIXEL_DATA;
+    }
+    if (allocated != 8 && allocated != 16 && allocated != 32) {
+        setMessage(message, message_size, "BitsAllocated " + std::to_string(allocated) + " is not supported (8, 16 or 32)");
+        return MRS_BAD_PIXEL_DATA;
+    }
+    if (samples != 1 && samples != 3) {
+        setMessage(message, message_size, "SamplesPerPixel " + std::to_string(samples) + " is not supported (1 or 3)");
+        return MRS_BAD_PIXEL_DATA;
+    }
+    if (stored == 0 || stored > allocated || high + 1 < stored || high >= allocated) {
+        setMessage(message, message_size,
+                   "inconsistent BitsStored " + std::to_string(stored) + " / HighBit " + std::to_string(high) +
+                       " / BitsAllocated " + std::to_string(allocated));
+        return MRS_BAD_PIXEL_DATA;
+    }
+    DcmPixelData *pixelData = OFstatic_cast(DcmPixelData *, pixelElement);
+    OFString colorModel;
+    if (pixelData->getDecompressedColorModel(dataset, colorModel).bad()) {
+        dataset->findAndGetOFString(DCM_PhotometricInterpretation, colorModel);
+    }
+    if (!xferInfo.isEncapsulated()) {
+        const unsigned long long expected =
+            (unsigned long long)rows * columns * samples * (allocated / 8) * (unsigned long long)frames;
+        if ((unsigned long long)pixelElement->getLength() < expected) {
+            setMessage(message, message_size,
+                       "PixelData holds " + std::to_string(pixelElement->getLength()) + " bytes, " +
+                           std::to_string(expected) + " expected");
+            return MRS_BAD_PIXEL_DATA;
+        }
+    }
+    layout->rows = rows;
+    layout->columns = columns;
+    layout->frames = Uint32(frames);
+    layout->samples_per_pixel = samples;
+    layout->bits_allocated = allocated;
+    layout->bits_stored = stored;
+    layout->high_bit = high;
+    layout->pixel_representation = representation;
+    std::snprintf(layout->photometric_interpretation, sizeof layout->photometric_interpretation, "%s", colorModel.c_str());
+    return MRS_OK;
+}
+
+mrs_status mrs_read_frame(mrs_file *file, uint32_t frame, float *values, size_t count, char *message,
+                          size_t message_size) {
+    mrs_pixel_layout layout;
+    mrs_status status = mrs_pixel_layout_get(file, &layout, message, message_size);
+    if (status != MRS_OK) return status;
+    if (frame >= layout.frames) {
+        setMessage(message, message_size,
+                   "frame " + std::to_string(frame) + " requested, the file has " + std::to_string(layout.frames));
+        return MRS_INVALID_ARGUMENT;
+    }
+    const size_t pixels = size_t(layout.rows) * layout.columns;
+    const size_t samples = pixels * layout.samples_per_pixel;
+    if (values == nullptr || count < samples) {
+        setMessage(message, message_size, "output buffer too small");
+        return MRS_INVALID_ARGUMENT;
+    }
+    DcmDataset *dataset = file->format.getDataset();
+    DcmElement *pixelElement = nullptr;
+    dataset->findAndGetElement(DCM_PixelData, pixelElement);
+    DcmPixelData *pixelData = OFstatic_cast(DcmPixelData *, pixelElement);
+
+    Uint32 frameSize = 0;
+    OFCondition condition = pixelData->getUncompressedFrameSize(dataset, frameSize);
+    if (condition.bad() || frameSize == 0) {
+        setMessage(message, message_size, "cannot size a frame: " + conditionText(condition));
+        return MRS_BAD_PIXEL_DATA;
+    }
+    std::vector<Uint8> buffer(size_t(frameSize) + 1);
+    // Sequential reads reuse the fragment index; random access starts the search over.
+    Uint32 startFragment = (frame == file->nextFrame) ? file->nextFragment : 0;
+    OFString colorModel;
+    condition = pixelData->getUncompressedFrame(dataset, frame, startFragment, buffer.data(), frameSize, colorModel,
+                                                &file->cache);
+    if (condition.bad()) {
+        file->nextFrame = 0;
+        file->nextFragment = 0;
+        setMessage(message, message_size, "frame " + std::to_string(frame) + " cannot be decoded: " + conditionText(condition));
+        return MRS_BAD_PIXEL_DATA;
+    }
+    file->nextFrame = frame + 1;
+    file->nextFragment = startFragment;
+
+    Uint16 planar = 0;
+    if (layout.samples_per_pixel == 3) dataset->findAndGetUint16(DCM_PlanarConfiguration, planar);
+
+    const unsigned shift = layout.high_bit + 1 - layout.bits_stored;
+    const uint32_t mask = layout.bits_stored >= 32 ? 0xFFFFFFFFu : ((1u << layout.bits_stored) - 1u);
+    const bool isSigned = layout.pixel_representation == 1;
+    const uint32_t signBit = layout.bits_stored >= 32 ? 0x80000000u : (1u << (layout.bits_stored - 1));
+    auto convert = [&](uint32_t raw) -> float {
+        uint32_t v = (raw >> shift) & mask;
+        if (isSigned && (v & signBit)) return float(int64_t(v) - (int64_t(mask) + 1));
+        return float(v);
+    };
+    const size_t bytesPerSample = layout.bits_allocated / 8;
+    if (size_t(frameSize) < samples * bytesPerSample) {
+        setMessage(message, message_size, "decoded frame is shorter than Rows x Columns x SamplesPerPixel");
+        return MRS_BAD_PIXEL_DATA;
+    }
+    for (size_t i = 0; i < samples; ++i) {
+        // Planar configuration 1 stores RRR..GGG..BBB; the output is always interleaved.
+        size_t source = i;
+        if (layout.samples_per_pixel == 3 && planar == 1) {
+            const size_t pixel = i / 3, channel = i % 3;
+            source = channel * pixels + pixel;
+        }
+        uint32_t raw = 0;
+        switch (bytesPerSample) {
+        case 1: raw = buffer[source]; break;
+        case 2: { Uint16 v; std::memcpy(&v, &buffer[source * 2], 2); raw = v; break; }
+        default: { Uint32 v; std::memcpy(&v, &buffer[source * 4], 4); raw = v; break; }
+        }
+        values[i] = convert(raw);
+    }
+    return MRS_OK;
+}
+
+} // extern "C"

@@ -1,0 +1,72 @@
+/// The attributes of one image (one frame of one file) that grouping, classification and
+/// layout need. Multi-valued strings are arrays, numbers are numbers, absent is nil.
+///
+/// A classic file yields one header; an enhanced multi-frame file yields one per frame,
+/// with the per-frame functional groups resolved (per-frame first, then shared, then the
+/// top-level dataset).
+public struct ImageHeader: Sendable, Hashable, Codable {
+    /// The file the image came from.
+    public var path: String
+    /// 0-based frame within the file.
+    public var frame: Int
+    /// Number of frames in the file (1 for classic files).
+    public var numberOfFrames: Int
+    public var transferSyntaxUID: String
+    public var sopClassUID: String?
+
+    public var sopInstanceUID: String
+    public var seriesInstanceUID: String
+    public var studyInstanceUID: String
+    public var patientID: String?
+    public var studyDate: String?
+    public var accessionNumber: String?
+    public var modality: String?
+    public var seriesNumber: Int?
+    public var instanceNumber: Int?
+    public var acquisitionTime: String?
+    public var seriesDescription: String?
+    public var protocolName: String?
+    public var manufacturer: String?
+    public var manufacturerModelName: String?
+    public var magneticFieldStrength: Double?
+    public var bodyPartExamined: String?
+
+    public var imageType: [String]?
+    public var scanningSequence: [String]?
+    public var sequenceVariant: [String]?
+    public var scanOptions: [String]?
+    public var mrAcquisitionType: String?
+    /// SequenceName (0018,0024), or PulseSequenceName (0018,9005) in enhanced files.
+    public var sequenceName: String?
+    public var repetitionTime: Double?
+    public var echoTime: Double?
+    public var inversionTime: Double?
+    public var echoTrainLength: Double?
+    public var flipAngle: Double?
+    public var sliceThickness: Double?
+    /// Row spacing, column spacing (mm).
+    public var pixelSpacing: [Double]?
+    /// Row direction cosines followed by column direction cosines.
+    public var imageOrientationPatient: [Double]?
+    public var imagePositionPatient: [Double]?
+    public var photometricInterpretation: String?
+    public var rows: Int?
+    public var columns: Int?
+    public var contrastBolusAgent: String?
+    /// Diffusion b-value (s/mm²): (0018,9087), else the vendor's private tag.
+    public var diffusionBValue: Double?
+    public var numberOfTemporalPositions: Int?
+    public var temporalPositionIdentifier: Int?
+    public var imagesInAcquisition: Int?
+    /// RescaleSlope (1 when absent: a missing slope is identity, not zero).
+    public var rescaleSlope: Double
+    /// RescaleIntercept (0 when absent).
+    public var rescaleIntercept: Double
+}
+
+extension ImageHeader {
+    /// Reads the headers of a file (one per frame), stopping before the pixel data.
+    public static func read(from path: String) throws(DICOMError) -> [ImageHeader] {
+        try DICOMFile.open(path, headerOnly: true).imageHeaders()
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct MRSort: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mrsort",
+        abstract: "Classify brain MRI DICOM series and route them.",
+        version: "0.1.0",
+        subcommands: [Inspect.self]
+    )
+}

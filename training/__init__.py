@@ -1,0 +1,1 @@
+"""Training-side tooling for mrsort (Python): synthetic corpus, realism checks, figures."""
