@@ -243,7 +243,7 @@ mrs_status mrs_open(const char *path, int header_only, mrs_file **out, char *mes
         if (status == EC_StreamNotifyClient || status == EC_EndOfStream || status == EC_PrematureSequDelimitationItem ||
             status == EC_SequEnd || status == EC_ItemEnd)
             result = MRS_TRUNCATED;
-        if (status == EC_InvalidStream) result = MRS_UNREADABLE;
+        if (status == EC_InvalidStream) result = MRS_TRUNCATED;
         setMessage(message, message_size, conditionText(status));
         delete file;
         return result;

@@ -62,6 +62,7 @@ class Phantom:
 
     frac: np.ndarray
     art_velocity: np.ndarray
+    field_ppm: np.ndarray  # B0 offset from susceptibility (air, bone, veins), ppm
     voxel: float = VOXEL_MM
 
     @property
@@ -490,7 +491,26 @@ def build_phantom(seed: int = 1234) -> Phantom:
     frac /= np.maximum(total, 1.0)[None]
     frac *= (body | icv)[None]
     vel *= (art > 0.2)
-    return Phantom(frac.astype(np.float32), vel.astype(np.float32))
+    field = susceptibility_field(frac)
+    return Phantom(frac.astype(np.float32), vel.astype(np.float32), field)
+
+
+def susceptibility_field(frac: np.ndarray, pad: int = 24) -> np.ndarray:
+    """B0 offset (ppm) from the susceptibility map by the dipole kernel (B0 along z)."""
+    from .tissues import TABLE
+
+    chi = 9.4 * np.clip(1.0 - frac.sum(0), 0, 1)
+    for i, name in enumerate(CHANNELS):
+        chi += frac[i] * TABLE[name][8]
+    chi = np.pad(chi.astype(np.float32), pad, mode="edge")
+    k = [np.fft.fftfreq(n) for n in chi.shape]
+    kx, ky, kz = np.meshgrid(*k, indexing="ij", sparse=True)
+    k2 = kx ** 2 + ky ** 2 + kz ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kern = np.where(k2 > 0, 1.0 / 3.0 - kz ** 2 / k2, 0.0).astype(np.float32)
+    f = np.fft.ifftn(np.fft.fftn(chi) * kern).real.astype(np.float32)
+    f = f[pad:-pad, pad:-pad, pad:-pad]
+    return f - np.median(f[frac[CH["wm"]] > 0.5])
 
 
 def _cache_path() -> str:
@@ -516,7 +536,7 @@ def get_phantom() -> Phantom:
     if os.path.exists(path):
         try:
             z = np.load(path)
-            _PHANTOM = Phantom(z["frac"], z["vel"])
+            _PHANTOM = Phantom(z["frac"], z["vel"], z["field"])
             return _PHANTOM
         except Exception:  # corrupt cache: rebuild
             pass
@@ -524,7 +544,7 @@ def get_phantom() -> Phantom:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + f".{os.getpid()}.tmp.npz"
-        np.savez(tmp, frac=ph.frac, vel=ph.art_velocity)
+        np.savez(tmp, frac=ph.frac, vel=ph.art_velocity, field=ph.field_ppm)
         os.replace(tmp, path)
     except OSError:
         pass

@@ -1,0 +1,189 @@
+import Foundation
+import Testing
+@testable import DICOM
+
+@Suite("Header reading on real files")
+struct HeaderReadingTests {
+    @Test("Every file of every labelled real series reads, with the series UID of labels.csv")
+    func everyRealSeriesReads() throws {
+        let series = try Fixtures.labelledSeries()
+        #expect(series.count >= 60)
+        for (folder, seriesUID) in series {
+            let files = try DICOMFileDiscovery.files(in: [Fixtures.realData + "/" + folder])
+            #expect(!files.isEmpty, "\(folder) is empty")
+            for file in files {
+                let headers = try ImageHeader.read(from: file)
+                #expect(!headers.isEmpty)
+                for header in headers {
+                    #expect(header.seriesInstanceUID == seriesUID, "\(file)")
+                }
+            }
+        }
+    }
+
+    /// Attributes that hold one value for the whole file, compared with dcmdump's top level.
+    static let fileLevel: [(tag: String, value: @Sendable (ImageHeader) -> [String]?)] = [
+        ("(0008,0018)", { [$0.sopInstanceUID] }),
+        ("(0020,000e)", { [$0.seriesInstanceUID] }),
+        ("(0020,000d)", { [$0.studyInstanceUID] }),
+        ("(0010,0020)", { $0.patientID.map { [$0] } }),
+        ("(0008,0020)", { $0.studyDate.map { [$0] } }),
+        ("(0008,0050)", { $0.accessionNumber.map { [$0] } }),
+        ("(0008,0060)", { $0.modality.map { [$0] } }),
+        ("(0008,103e)", { $0.seriesDescription.map { [$0] } }),
+        ("(0018,1030)", { $0.protocolName.map { [$0] } }),
+        ("(0008,0070)", { $0.manufacturer.map { [$0] } }),
+        ("(0008,1090)", { $0.manufacturerModelName.map { [$0] } }),
+        ("(0018,0015)", { $0.bodyPartExamined.map { [$0] } }),
+        ("(0018,0020)", { $0.scanningSequence }),
+        ("(0018,0021)", { $0.sequenceVariant }),
+        ("(0018,0022)", { $0.scanOptions }),
+        ("(0018,0023)", { $0.mrAcquisitionType.map { [$0] } }),
+        ("(0018,0024)", { $0.sequenceName.map { [$0] } }),
+        ("(0028,0004)", { $0.photometricInterpretation.map { [$0] } }),
+        ("(0018,0010)", { $0.contrastBolusAgent.map { [$0] } }),
+    ]
+
+    static let fileLevelNumbers: [(tag: String, value: @Sendable (ImageHeader) -> [Double]?)] = [
+        ("(0020,0011)", { $0.seriesNumber.map { [Double($0)] } }),
+        ("(0020,0013)", { $0.instanceNumber.map { [Double($0)] } }),
+        ("(0018,0087)", { $0.magneticFieldStrength.map { [$0] } }),
+        ("(0028,0010)", { $0.rows.map { [Double($0)] } }),
+        ("(0028,0011)", { $0.columns.map { [Double($0)] } }),
+        ("(0020,0105)", { $0.numberOfTemporalPositions.map { [Double($0)] } }),
+        ("(0020,1002)", { $0.imagesInAcquisition.map { [Double($0)] } }),
+    ]
+
+    /// Attributes that enhanced files keep per frame; compared at top level for classic files only.
+    static let classicNumbers: [(tag: String, value: @Sendable (ImageHeader) -> [Double]?)] = [
+        ("(0018,0080)", { $0.repetitionTime.map { [$0] } }),
+        ("(0018,0081)", { $0.echoTime.map { [$0] } }),
+        ("(0018,0082)", { $0.inversionTime.map { [$0] } }),
+        ("(0018,0091)", { $0.echoTrainLength.map { [$0] } }),
+        ("(0018,1314)", { $0.flipAngle.map { [$0] } }),
+        ("(0018,0050)", { $0.sliceThickness.map { [$0] } }),
+        ("(0028,0030)", { $0.pixelSpacing }),
+        ("(0020,0037)", { $0.imageOrientationPatient }),
+        ("(0020,0032)", { $0.imagePositionPatient }),
+        ("(0028,1053)", { [$0.rescaleSlope] }),
+        ("(0028,1052)", { [$0.rescaleIntercept] }),
+        ("(0020,0100)", { $0.temporalPositionIdentifier.map { [Double($0)] } }),
+    ]
+
+    @Test("Attributes equal dcmdump's on the first file of every real series (Siemens, GE, Philips; classic and enhanced)")
+    func attributesMatchDCMDump() throws {
+        var vendors: Set<String> = []
+        var enhancedFiles = 0
+        for (folder, _) in try Fixtures.labelledSeries() {
+            let file = try Fixtures.real(folder)
+            let dump = try DCMDump.topLevel(file)
+            let header = try #require(try ImageHeader.read(from: file).first)
+            for (tag, value) in Self.fileLevel {
+                var element = dump[tag]
+            if tag == "(0018,0024)", element == nil { element = dump["(0018,9005)"] } // enhanced: PulseSequenceName
+            let expected = element?.strings.flatMap { $0.allSatisfy(\.isEmpty) ? nil : $0 }
+                #expect(value(header) == expected, "\(tag) in \(file)")
+            }
+            let isEnhanced = dump["(5200,9230)"] != nil
+            if isEnhanced { enhancedFiles += 1 }
+            let numeric = Self.fileLevelNumbers + (isEnhanced ? [] : Self.classicNumbers)
+            for (tag, value) in numeric {
+                var expected = dump[tag]?.numbers.flatMap { $0.isEmpty ? nil : $0 }
+                if expected == nil, tag == "(0028,1053)" { expected = [1] } // absent slope is identity
+                if expected == nil, tag == "(0028,1052)" { expected = [0] }
+                #expect(value(header) == expected, "\(tag) in \(file)")
+            }
+            if let manufacturer = header.manufacturer?.uppercased() {
+                if manufacturer.contains("SIEMENS") { vendors.insert("Siemens") }
+                if manufacturer.contains("GE") { vendors.insert("GE") }
+                if manufacturer.contains("PHILIPS") { vendors.insert("Philips") }
+            }
+        }
+        #expect(vendors == ["Siemens", "GE", "Philips"])
+        #expect(enhancedFiles >= 10)
+    }
+
+    @Test("Enhanced multi-frame files yield one header per frame with the frame's own functional groups",
+          arguments: [
+              "dcm_qa_philips_enh__S2001_fcMRI_Field_Mapping_mf",
+              "dcm_qa_xa30__S10_DWI_dir80_PA_mf",
+              "dbdicom_rider__S501_Cor_B0map_BH_mf",
+          ])
+    func enhancedPerFrame(folder: String) throws {
+        let file = try Fixtures.real(folder)
+        let headers = try ImageHeader.read(from: file)
+        let frames = try #require(try DCMDump.topLevel(file)["(0028,0008)"]?.numbers?.first)
+        #expect(headers.count == Int(frames))
+        #expect(headers.map(\.frame) == Array(0..<headers.count))
+
+        func perFrame(_ macro: String, _ tag: String) throws -> [[Double]] {
+            try DCMDump.search(tag, in: file)
+                .filter { $0.path == "(5200,9230).\(macro).\(tag)" }
+                .compactMap(\.numbers)
+        }
+        let positions = try perFrame("(0020,9113)", "(0020,0032)")
+        #expect(positions.count == headers.count)
+        #expect(headers.map { $0.imagePositionPatient ?? [] } == positions)
+        let slopes = try perFrame("(0028,9145)", "(0028,1053)")
+        if !slopes.isEmpty {
+            #expect(headers.map(\.rescaleSlope) == slopes.map { $0[0] })
+        }
+        let bValues = try perFrame("(0018,9117)", "(0018,9087)")
+        if !bValues.isEmpty {
+            #expect(headers.map { $0.diffusionBValue ?? -1 } == bValues.map { $0[0] })
+        }
+    }
+
+    @Test("Siemens b-value from its private tag (0019,100C)")
+    func siemensPrivateBValue() throws {
+        let files = try DICOMFileDiscovery.files(in: [Fixtures.realData + "/dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2"])
+        var seen: Set<Double> = []
+        for file in files {
+            let dump = try DCMDump.topLevel(file)
+            #expect(dump["(0018,9087)"] == nil)
+            let expected = try #require(dump["(0019,100c)"]?.numbers?.first)
+            let header = try #require(try ImageHeader.read(from: file).first)
+            #expect(header.diffusionBValue == expected)
+            seen.insert(expected)
+        }
+        #expect(seen.count > 1)
+    }
+
+    @Test("Philips b-value from (2001,1003) when the standard attribute is absent")
+    func philipsPrivateBValue() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let original = try Fixtures.real("dcm_qa_philips__S601_dti_ax")
+        let file = try Fixtures.copy(original, into: directory)
+        let expected = try #require(try DCMDump.topLevel(file)["(2001,1003)"]?.numbers?.first)
+        try Tool.run("dcmodify", ["-nb", "-ea", "(0018,9087)", file])
+        #expect(try DCMDump.topLevel(file)["(0018,9087)"] == nil)
+        #expect(try ImageHeader.read(from: file).first?.diffusionBValue == expected)
+    }
+
+    @Test("GE b-value from (0043,1039), with the 10^9 mode flag removed, found through its private creator")
+    func gePrivateBValue() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = try Fixtures.copy(try Fixtures.real("dcm_qa_ge__S2_fMRI_Multiphase_Des"), into: directory)
+        // GE writes the element for every series: 0 outside diffusion.
+        let written = try #require(try DCMDump.topLevel(file)["(0043,1039)"]?.numbers?.first)
+        #expect(try ImageHeader.read(from: file).first?.diffusionBValue == written)
+        // Block 0x11 rather than the usual 0x10: the reader must follow the creator, not assume the block.
+        try Tool.run("dcmodify", ["-nb", "-ea", "(0043,1039)", "-ea", "(0043,0010)", file])
+        #expect(try ImageHeader.read(from: file).first?.diffusionBValue == nil)
+        try Tool.run("dcmodify", ["-nb", "-i", "(0043,0011)=GEMS_PARM_01", "-i", "(0043,1139)=1000001000\\8\\0\\0", file])
+        #expect(try ImageHeader.read(from: file).first?.diffusionBValue == 1000)
+    }
+
+    @Test("Absent attributes are nil, not zero")
+    func absentIsNil() throws {
+        let file = try Fixtures.real("dcm_qa_decubitus__S2_t1_fl2d_sag")
+        let dump = try DCMDump.topLevel(file)
+        #expect(dump["(0018,0082)"] == nil && dump["(0018,0010)"] == nil)
+        let header = try #require(try ImageHeader.read(from: file).first)
+        #expect(header.inversionTime == nil)
+        #expect(header.contrastBolusAgent == nil)
+        #expect(header.diffusionBValue == nil)
+    }
+}
