@@ -254,12 +254,6 @@ mrs_status mrs_open(const char *path, int header_only, mrs_file **out, char *mes
         delete file;
         return MRS_NOT_DICOM;
     }
-    // A file cut short inside its last element still parses; the transfer length tells.
-    if (!header_only && dataset->transferState() != ERW_ready) {
-        setMessage(message, message_size, "file ends before the end of the dataset");
-        delete file;
-        return MRS_TRUNCATED;
-    }
     *out = file;
     return MRS_OK;
 }
@@ -583,11 +577,13 @@ mrs_status mrs_read_frame(mrs_file *file, uint32_t frame, float *values, size_t 
         setMessage(message, message_size, "cannot size a frame: " + conditionText(condition));
         return MRS_BAD_PIXEL_DATA;
     }
-    std::vector<Uint8> buffer(size_t(frameSize) + 1);
+    // DCMTK needs room for the pad byte that makes an odd frame size even.
+    const Uint32 bufferSize = frameSize + (frameSize & 1u);
+    std::vector<Uint8> buffer(bufferSize);
     // Sequential reads reuse the fragment index; random access starts the search over.
     Uint32 startFragment = (frame == file->nextFrame) ? file->nextFragment : 0;
     OFString colorModel;
-    condition = pixelData->getUncompressedFrame(dataset, frame, startFragment, buffer.data(), frameSize, colorModel,
+    condition = pixelData->getUncompressedFrame(dataset, frame, startFragment, buffer.data(), bufferSize, colorModel,
                                                 &file->cache);
     if (condition.bad()) {
         file->nextFrame = 0;

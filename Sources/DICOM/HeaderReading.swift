@@ -7,7 +7,12 @@ extension DICOMFile {
         let base = try baseHeader(dataset)
         let frameCount = base.numberOfFrames
         guard let perFrame = dataset.items(.perFrameFunctionalGroupsSequence), !perFrame.isEmpty else {
-            return [base]
+            // Classic multi-frame (or single-frame) image: every frame shares the file's attributes.
+            return (0..<frameCount).map { index in
+                var header = base
+                header.frame = index
+                return header
+            }
         }
         let shared = dataset.firstItem(.sharedFunctionalGroupsSequence)
         let frames = min(frameCount, perFrame.count)
