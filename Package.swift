@@ -41,7 +41,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "mrsort-benchmark", dependencies: ["DICOM"], path: "Benchmarks/mrsort-benchmark"),
+        .executableTarget(name: "mrsort-benchmark", dependencies: ["DICOM"], path: "benchmarks/mrsort-benchmark"),
         .testTarget(name: "DICOMTests", dependencies: ["DICOM"]),
     ],
     cxxLanguageStandard: .cxx17

@@ -14,6 +14,7 @@
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -118,6 +119,15 @@ bool parseNumber(const std::string &text, double &value) {
     if (*end != '\0') return false;
     value = parsed;
     return true;
+}
+
+std::string upperTrimmed(const char *text, size_t length) {
+    size_t a = 0, b = length;
+    while (a < b && (text[a] == ' ' || text[a] == '\0')) ++a;
+    while (b > a && (text[b - 1] == ' ' || text[b - 1] == '\0')) --b;
+    std::string result(text + a, b - a);
+    for (char &c : result) c = char(std::toupper(static_cast<unsigned char>(c)));
+    return result;
 }
 
 std::string conditionText(const OFCondition &condition) { return std::string(condition.text()); }
@@ -408,6 +418,31 @@ int mrs_item_number(const mrs_item *item, uint16_t group, uint16_t element, unsi
         }
     }
     return 0;
+}
+
+int mrs_item_private_block(const mrs_item *item, uint16_t group, const char *creator) {
+    if (item == nullptr || creator == nullptr) return -1;
+    const std::string wanted = upperTrimmed(creator, std::strlen(creator));
+    DcmItem *dcmItem = asItem(item);
+    // Elements are kept in tag order: walk to the group's creator range and stop after it.
+    for (DcmObject *object = dcmItem->nextInContainer(nullptr); object != nullptr; object = dcmItem->nextInContainer(object)) {
+        const DcmTagKey key = object->getTag();
+        if (key.getGroup() < group) continue;
+        if (key.getGroup() > group || key.getElement() > 0x00FF) break;
+        if (key.getElement() < 0x0010) continue;
+        char *text = nullptr;
+        DcmElement *element = OFstatic_cast(DcmElement *, object);
+        if (!isTextVR(element->ident()) && !isUninterpretedVR(element->ident())) continue;
+        if (element->ident() == EVR_UN || element->ident() == EVR_OB || element->ident() == EVR_UNKNOWN) {
+            const Uint8 *bytes = nullptr;
+            unsigned long length = 0;
+            if (!rawBytes(element, bytes, length)) continue;
+            if (upperTrimmed(reinterpret_cast<const char *>(bytes), length) == wanted) return key.getElement();
+        } else if (element->getString(text).good() && text != nullptr) {
+            if (upperTrimmed(text, element->getLength()) == wanted) return key.getElement();
+        }
+    }
+    return -1;
 }
 
 long mrs_item_sequence_count(const mrs_item *item, uint16_t group, uint16_t element) {

@@ -134,14 +134,9 @@ public struct DICOMItem {
     /// Private element (gggg,xxEE) belongs to the block xx whose creator (gggg,00xx) holds `creator`;
     /// vendors usually use block 10, but the block is not fixed, so it is looked up.
     public func privateTag(group: UInt16, creator: String, offset: UInt8) -> Tag? {
-        for block in UInt16(0x10)...UInt16(0xFF) {
-            let creatorTag = Tag(group, block)
-            guard contains(creatorTag) else { continue }
-            if text(creatorTag)?.uppercased() == creator.uppercased() {
-                return Tag(group, block << 8 | UInt16(offset))
-            }
-        }
-        return nil
+        let block = mrs_item_private_block(pointer, group, creator)
+        guard block >= 0 else { return nil }
+        return Tag(group, UInt16(block) << 8 | UInt16(offset))
     }
 }
 

@@ -101,6 +101,13 @@ unsigned long mrs_item_multiplicity(const mrs_item *item, uint16_t group, uint16
 int mrs_item_number(const mrs_item *item, uint16_t group, uint16_t element,
                     unsigned long index, mrs_binary_hint hint, double *value);
 
+/**
+ * The block of the private creator `creator` in `group`: the xx of the creator element
+ * (gggg,00xx) whose value equals `creator` (case-insensitive, padding ignored), or -1.
+ * Walks the item once.
+ */
+int mrs_item_private_block(const mrs_item *item, uint16_t group, const char *creator);
+
 /** Number of items of a sequence element; -1 when absent or not a sequence. */
 long mrs_item_sequence_count(const mrs_item *item, uint16_t group, uint16_t element);
 
