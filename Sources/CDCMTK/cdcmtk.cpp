@@ -52,9 +52,16 @@ inline mrs_item *asHandle(DcmItem *item) { return reinterpret_cast<mrs_item *>(i
 
 DcmElement *findElement(const mrs_item *item, uint16_t group, uint16_t element) {
     if (item == nullptr) return nullptr;
-    DcmElement *found = nullptr;
-    if (asItem(item)->findAndGetElement(DcmTagKey(group, element), found, OFFalse).bad()) return nullptr;
-    return found;
+    // Elements are kept in tag order: walk until the tag is reached or passed. Cheaper than
+    // findAndGetElement, which allocates a search stack on every call.
+    const DcmTagKey wanted(group, element);
+    DcmItem *dcmItem = asItem(item);
+    for (DcmObject *object = dcmItem->nextInContainer(nullptr); object != nullptr; object = dcmItem->nextInContainer(object)) {
+        const DcmTagKey key = object->getTag();
+        if (key == wanted) return object->isLeaf() ? OFstatic_cast(DcmElement *, object) : nullptr;
+        if (wanted < key) break;
+    }
+    return nullptr;
 }
 
 bool isTextVR(DcmEVR vr) {

@@ -58,33 +58,41 @@ public struct DICOMItem {
         mrs_item_contains(pointer, tag.group, tag.element) != 0
     }
 
-    /// The whole value of a string element, padding removed; nil when absent.
+    /// The whole value of a string element, trailing padding removed; nil when absent.
     /// Empty values are returned as "" (present but empty).
     public func string(_ tag: Tag) -> String? {
-        let small = 256
-        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: small) { buffer -> String? in
-            let length = mrs_item_string(pointer, tag.group, tag.element, buffer.baseAddress, small)
-            if length < 0 { return nil }
-            if length < small {
-                return decodeText(UnsafeRawBufferPointer(start: buffer.baseAddress, count: length))
-            }
-            var large = [CChar](repeating: 0, count: length + 1)
-            _ = mrs_item_string(pointer, tag.group, tag.element, &large, large.count)
-            return large.withUnsafeBytes { decodeText(UnsafeRawBufferPointer(rebasing: $0.prefix(length))) }
-        }
+        withBytes(tag) { decodeText($0) }
     }
 
     /// The values of a multi-valued string element, each trimmed; nil when absent or empty.
     public func strings(_ tag: Tag) -> [String]? {
-        guard let whole = string(tag), !whole.isEmpty else { return nil }
-        return whole.split(separator: "\\", omittingEmptySubsequences: false).map { trimmed($0) }
+        withBytes(tag) { bytes -> [String]? in
+            guard !withoutPadding(bytes[...]).isEmpty else { return nil }
+            return bytes.split(separator: backslash, omittingEmptySubsequences: false).map { value in
+                decodeText(UnsafeRawBufferPointer(rebasing: withoutPadding(value)))
+            }
+        } ?? nil
     }
 
     /// The value of a single-valued string element, trimmed; nil when absent or empty.
     public func text(_ tag: Tag) -> String? {
-        guard let whole = string(tag) else { return nil }
-        let value = trimmed(Substring(whole))
-        return value.isEmpty ? nil : value
+        withBytes(tag) { bytes -> String? in
+            let value = withoutPadding(bytes[...])
+            return value.isEmpty ? nil : decodeText(UnsafeRawBufferPointer(rebasing: value))
+        } ?? nil
+    }
+
+    /// Calls `body` with the raw bytes of a string element; nil when absent.
+    private func withBytes<Result>(_ tag: Tag, _ body: (UnsafeRawBufferPointer) -> Result) -> Result? {
+        let small = 256
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: small) { buffer -> Result? in
+            let length = mrs_item_string(pointer, tag.group, tag.element, buffer.baseAddress, small)
+            if length < 0 { return nil }
+            if length < small { return body(UnsafeRawBufferPointer(start: buffer.baseAddress, count: length)) }
+            var large = [CChar](repeating: 0, count: length + 1)
+            _ = mrs_item_string(pointer, tag.group, tag.element, &large, large.count)
+            return large.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0.prefix(length))) }
+        }
     }
 
     /// Value `index` of a numeric element (DS, IS, FL, FD, US, SS, UL, SL; UN read as `encoding`).
@@ -158,12 +166,14 @@ public enum BinaryEncoding: Sendable {
     }
 }
 
-/// Trims DICOM padding (spaces and NULs) from both ends.
-func trimmed(_ value: Substring) -> String {
-    let isPadding: (Character) -> Bool = { $0 == " " || $0 == "\0" }
-    guard let first = value.firstIndex(where: { !isPadding($0) }),
-          let last = value.lastIndex(where: { !isPadding($0) }) else { return "" }
-    return String(value[first...last])
+private let backslash = UInt8(ascii: "\\")
+
+/// `bytes` without DICOM padding (spaces and NULs) at either end.
+func withoutPadding(_ bytes: Slice<UnsafeRawBufferPointer>) -> Slice<UnsafeRawBufferPointer> {
+    let isPadding: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0 }
+    guard let first = bytes.firstIndex(where: { !isPadding($0) }),
+          let last = bytes.lastIndex(where: { !isPadding($0) }) else { return bytes[bytes.startIndex..<bytes.startIndex] }
+    return bytes[first...last]
 }
 
 /// Decodes element text: UTF-8 where valid (ASCII, ISO_IR 192), otherwise ISO 8859-1,
