@@ -4,6 +4,7 @@
 // Layers, bottom to top (lower layers never import higher ones):
 //   CDCMTK, CYAML, COpenBLAS  C shims and system modules
 //   DICOM                     reading, pixels and atomic rewriting of DICOM files
+//   Classification            taxonomy, metadata features, random forest
 //   mrsort                    the command
 import PackageDescription
 
@@ -13,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "mrsort", targets: ["mrsort"]),
         .library(name: "DICOM", targets: ["DICOM"]),
+        .library(name: "Classification", targets: ["Classification"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,15 +36,18 @@ let package = Package(
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "DICOM", dependencies: ["CDCMTK"]),
+        .target(name: "Classification", dependencies: ["DICOM"]),
         .executableTarget(
             name: "mrsort",
             dependencies: [
                 "DICOM",
+                "Classification",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "mrsort-benchmark", dependencies: ["DICOM"], path: "benchmarks/mrsort-benchmark"),
         .testTarget(name: "DICOMTests", dependencies: ["DICOM"]),
+        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "DICOM"]),
     ],
     cxxLanguageStandard: .cxx17
 )

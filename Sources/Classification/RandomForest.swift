@@ -1,0 +1,123 @@
+import DICOM
+import Foundation
+
+/// The metadata random forest, loaded from the safetensors file that `training/forest` exports
+/// from scikit-learn, and evaluated exactly as scikit-learn does: a sample goes left when its
+/// float32 feature value is at most the node's float64 threshold, and the class probabilities
+/// are the mean of the trees' normalised leaf values.
+public struct RandomForest: Sendable {
+    public static let format = "mrsort-forest"
+    public static let version = "1"
+
+    /// The encoder of the columns the forest was trained on.
+    public let features: MetadataFeatures
+    /// Class of each probability column, in the model's order.
+    public let classes: [SequenceClass]
+    /// Free-form provenance from the export (command, figures), for reports.
+    public let provenance: [String: String]
+
+    private let feature: [Int32]
+    private let threshold: [Double]
+    private let left: [Int32]
+    private let right: [Int32]
+    /// Leaf probabilities, `classes.count` per node.
+    private let value: [Float]
+    private let roots: [Int]
+
+    public var treeCount: Int { roots.count }
+
+    /// Loads and validates a model file.
+    public init(contentsOf path: String) throws(ModelError) {
+        let file = try SafeTensors.model(at: path)
+        let format = file.metadata["format"] ?? "none"
+        let version = file.metadata["version"] ?? "none"
+        guard format == Self.format, version == Self.version else {
+            throw .wrongFormat(path: path, expected: "\(Self.format) v\(Self.version)", found: "\(format) v\(version)")
+        }
+        let decoder = JSONDecoder()
+        guard let vocabularyJSON = file.metadata["vocabulary"],
+              let vocabulary = try? decoder.decode(FeatureVocabulary.self, from: Data(vocabularyJSON.utf8)),
+              let columnsJSON = file.metadata["columns"],
+              let columns = try? decoder.decode([String].self, from: Data(columnsJSON.utf8)) else {
+            throw .inconsistent(path: path, reason: "metadata lacks a readable vocabulary or column list")
+        }
+        let features = MetadataFeatures(vocabulary: vocabulary)
+        guard features.columns == columns else {
+            let differing = zip(features.columns, columns).first { $0 != $1 }
+            throw .featureMismatch(path: path, reason: "model has \(columns.count) columns, this build encodes \(features.columns.count)"
+                + (differing.map { " (first difference: \($0.1) vs \($0.0))" } ?? ""))
+        }
+        guard let classesJSON = file.metadata["classes"],
+              let classNames = try? decoder.decode([String].self, from: Data(classesJSON.utf8)) else {
+            throw .inconsistent(path: path, reason: "metadata lacks the class list")
+        }
+        var classes: [SequenceClass] = []
+        for name in classNames {
+            guard let sequence = SequenceClass(rawValue: name) else {
+                throw .classMismatch(path: path, reason: "unknown class \"\(name)\"")
+            }
+            classes.append(sequence)
+        }
+        let feature = try file.modelTensor("feature", path: path).integers().map(Int32.init)
+        let threshold = try file.modelTensor("threshold", path: path).doubles()
+        let left = try file.modelTensor("left", path: path).integers().map(Int32.init)
+        let right = try file.modelTensor("right", path: path).integers().map(Int32.init)
+        let valueTensor = try file.modelTensor("value", path: path)
+        let roots = try file.modelTensor("roots", path: path).integers()
+        let nodes = feature.count
+        guard threshold.count == nodes, left.count == nodes, right.count == nodes,
+              valueTensor.shape == [nodes, classes.count] else {
+            throw .inconsistent(path: path, reason: "node arrays disagree in length (\(nodes) nodes, value \(valueTensor.shape))")
+        }
+        guard !roots.isEmpty, roots.allSatisfy({ (0..<nodes).contains($0) }) else {
+            throw .inconsistent(path: path, reason: "tree roots out of range")
+        }
+        for node in 0..<nodes {
+            let isLeaf = left[node] < 0
+            guard isLeaf == (right[node] < 0) else { throw .inconsistent(path: path, reason: "node \(node) has one child") }
+            if !isLeaf {
+                guard left[node] < nodes, right[node] < nodes, Int(left[node]) > node, Int(right[node]) > node,
+                      feature[node] >= 0, Int(feature[node]) < columns.count else {
+                    throw .inconsistent(path: path, reason: "node \(node) points outside the model")
+                }
+            }
+        }
+        self.features = features
+        self.classes = classes
+        self.provenance = file.metadata.filter { !["vocabulary", "columns", "classes"].contains($0.key) }
+        self.feature = feature
+        self.threshold = threshold
+        self.left = left
+        self.right = right
+        self.value = valueTensor.floats()
+        self.roots = roots
+    }
+
+    /// Class probabilities of one encoded feature row (in `classes` order).
+    public func probabilities(row: [Float]) -> [Double] {
+        precondition(row.count == features.columns.count, "row has \(row.count) features, the forest \(features.columns.count)")
+        let classCount = classes.count
+        var sum = [Double](repeating: 0, count: classCount)
+        for root in roots {
+            var node = root
+            while left[node] >= 0 {
+                node = Int(Double(row[Int(feature[node])]) <= threshold[node] ? left[node] : right[node])
+            }
+            let base = node * classCount
+            for c in 0..<classCount { sum[c] += Double(value[base + c]) }
+        }
+        let trees = Double(roots.count)
+        return sum.map { $0 / trees }
+    }
+
+    /// Class probabilities of one image.
+    public func probabilities(_ header: ImageHeader) -> [Double] {
+        probabilities(row: features.encode(header))
+    }
+
+    /// The most probable class of one image (ties: the first in model order, as numpy's argmax).
+    public func predict(_ header: ImageHeader) -> SequenceClass {
+        let p = probabilities(header)
+        return classes[p.indices.max { p[$0] < p[$1] } ?? 0]
+    }
+}

@@ -1,0 +1,44 @@
+/// The 25 brain MRI sequence classes. The raw values are part of mrsort's interface
+/// (layouts, reports, model files): keep them exactly.
+public enum SequenceClass: String, CaseIterable, Codable, Sendable, Hashable {
+    case t1Pre = "t1_pre"
+    case t1Post = "t1_post"
+    case t1IACPre = "t1_iac_pre"
+    case t1IACPost = "t1_iac_post"
+    case t13DPre = "t1_3d_pre"
+    case t13DPost = "t1_3d_post"
+    case vibePre = "vibe_pre"
+    case vibePost = "vibe_post"
+    case t2 = "t2"
+    case t2HASTE = "t2_haste"
+    case t23D = "t2_3d"
+    case ciss = "ciss"
+    case flair = "flair"
+    case flair3D = "flair_3d"
+    case dwi = "dwi"
+    case adc = "adc"
+    case swi = "swi"
+    case swiMagnitude = "swi_mag"
+    case swiPhase = "swi_phase"
+    case swiMIP = "swi_mip"
+    case perfusion = "perfusion"
+    case tof = "tof"
+    case tofMIP = "tof_mip"
+    case scout = "scout"
+    case other = "other"
+
+    /// Post-contrast classes, whose pre-contrast twin differs only by the injection.
+    public var isPostContrast: Bool {
+        switch self {
+        case .t1Post, .t1IACPost, .t13DPost, .vibePost: true
+        default: false
+        }
+    }
+}
+
+/// Slice orientation of a series.
+public enum Orientation: String, CaseIterable, Codable, Sendable, Hashable {
+    case axial, coronal, sagittal
+    /// Oblique, mixed planes, or unknown.
+    case oblique
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Classification
+import DICOM
+import Foundation
+
+/// `mrsort dataset`: the feature matrix of a labelled corpus, for the training code.
+struct Dataset: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Extract the per-image metadata features of a labelled DICOM corpus for training.",
+        discussion: """
+        Reads every file under DIR header-only, labels it through the series folder it lies in \
+        (labels.csv: dir, series_uid, sequence, orientation, vendor) and writes a safetensors file \
+        that training/ reads. The token vocabulary is built from the corpus unless --vocabulary \
+        names a dataset or model file whose vocabulary to reuse.
+        """
+    )
+
+    @Argument(help: "Corpus root (series folders as labels.csv names them).")
+    var directory: String
+
+    @Option(help: "labels.csv (default: DIR/labels.csv).")
+    var labels: String?
+
+    @Option(help: "Output safetensors file.")
+    var out: String
+
+    @Option(help: "Reuse the vocabulary of this dataset or model file.")
+    var vocabulary: String?
+
+    @Option(help: "At most this many images per series, evenly spaced (0: all).")
+    var maxImagesPerSeries = 32
+
+    @Option(help: "A token enters the vocabulary when this many series carry it.")
+    var minimumSeries = 3
+
+    func run() throws {
+        let root = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        let table = try SeriesLabels(contentsOf: labels ?? root + "/labels.csv")
+        var dataset = TrainingDataset()
+        var refused = 0, mismatched = 0
+        for row in table.rows {
+            let files = try DICOMFileDiscovery.files(in: [root + "/" + row.dir])
+            var headers: [ImageHeader] = []
+            for file in files {
+                do {
+                    headers += try ImageHeader.read(from: file).filter { header in
+                        if header.seriesInstanceUID == row.seriesUID { return true }
+                        mismatched += 1
+                        return false
+                    }
+                } catch {
+                    refused += 1
+                    FileHandle.standardError.write(Data("skipped \(error)\n".utf8))
+                }
+            }
+            headers.sort { ($0.instanceNumber ?? 0, $0.path, $0.frame) < ($1.instanceNumber ?? 0, $1.path, $1.frame) }
+            dataset.add(series: row, headers: Self.evenlySpaced(headers, count: maxImagesPerSeries))
+        }
+        let features: MetadataFeatures
+        if let vocabulary {
+            let source = try SafeTensors(contentsOf: vocabulary)
+            guard let json = source.metadata["vocabulary"] else {
+                throw ValidationError("\(vocabulary) has no vocabulary")
+            }
+            features = MetadataFeatures(vocabulary: try JSONDecoder().decode(FeatureVocabulary.self, from: Data(json.utf8)))
+        } else {
+            features = MetadataFeatures(vocabulary: .build(from: dataset.images.map(\.header), minimumSeries: minimumSeries))
+        }
+        let file = try dataset.encoded(with: features, extraMetadata: ["source": root])
+        try file.encoded().write(to: URL(fileURLWithPath: out), options: .atomic)
+        print("\(out): \(dataset.images.count) images of \(dataset.series.count) series, \(features.columns.count) features"
+            + (refused > 0 ? ", \(refused) files refused" : "") + (mismatched > 0 ? ", \(mismatched) images of other series left out" : ""))
+    }
+
+    /// `count` elements evenly spaced over `items`, first and last included (all when count is 0 or more).
+    static func evenlySpaced<T>(_ items: [T], count: Int) -> [T] {
+        guard count > 0, items.count > count else { return items }
+        if count == 1 { return [items[items.count / 2]] }
+        return (0..<count).map { items[Int((Double($0) * Double(items.count - 1) / Double(count - 1)).rounded())] }
+    }
+}
