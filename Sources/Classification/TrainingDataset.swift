@@ -9,7 +9,7 @@ import Foundation
 /// into `SequenceClass.allCases`); `orientation` I64 [images] (index into `Orientation.allCases`,
 /// −1 where unlabelled); `series` I64 [images] (index into the series list). Metadata:
 /// `format` = `mrsort-dataset`, `columns`, `vocabulary`, `sequences`, `orientations` and, per
-/// series, `series_uids`, `series_dirs`, `series_vendors` (JSON arrays).
+/// series, `series_uids`, `series_dirs`, `series_vendors`, `series_subjects` (JSON arrays).
 public struct TrainingDataset {
     public static let format = "mrsort-dataset"
 
@@ -49,6 +49,7 @@ public struct TrainingDataset {
         metadata["series_uids"] = try json(series.map(\.seriesUID))
         metadata["series_dirs"] = try json(series.map(\.dir))
         metadata["series_vendors"] = try json(series.map(\.vendor))
+        metadata["series_subjects"] = try json(series.map { $0.columns["subject"] ?? "" })
         return SafeTensors(tensors: [
             "features": .init(matrix, shape: [images.count, width]),
             "sequence": .init(sequences, shape: [images.count]),

@@ -1,0 +1,1 @@
+"""Metadata random forest: trained with scikit-learn on what `mrsort dataset` extracts."""

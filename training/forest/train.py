@@ -1,0 +1,192 @@
+"""Train the metadata random forest on a synthetic corpus, report it, export it for mrsort.
+
+    python -m training.forest.train --train CORPUS.safetensors --out models/forest.safetensors \
+        [--real REAL.safetensors] [--report training/forest/REPORT.md]
+
+CORPUS.safetensors comes from `mrsort dataset CORPUS_DIR --out ...`; REAL.safetensors from
+`mrsort dataset ../shared/realdata --vocabulary models/forest.safetensors --out ...` after a
+first run (the real data is only ever evaluated, never trained on).
+
+Held-out synthetic figures use a split by study, so no study contributes to both sides.
+"""
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.model_selection import GroupShuffleSplit
+
+from . import dataset as ds
+from . import export
+
+
+def split_by_study(data, test_size, seed):
+    groups = data.series_study[data.series]
+    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+    train, test = next(splitter.split(data.features, data.sequence, groups))
+    return train, test
+
+
+def subset(data, rows):
+    return ds.Dataset(
+        features=data.features[rows], sequence=data.sequence[rows], orientation=data.orientation[rows],
+        series=data.series[rows], columns=data.columns, vocabulary=data.vocabulary, sequences=data.sequences,
+        orientations=data.orientations, series_uids=data.series_uids, series_dirs=data.series_dirs,
+        series_vendors=data.series_vendors, series_subjects=data.series_subjects)
+
+
+def fit(X, y, max_features, trees, seed, jobs):
+    forest = RandomForestClassifier(n_estimators=trees, max_features=max_features, class_weight="balanced",
+                                    min_samples_leaf=1, random_state=seed, n_jobs=jobs)
+    return forest.fit(X, y)
+
+
+def series_accuracy(data, arrays, n_classes):
+    proba = export.predict_proba_exported(arrays, data.features)
+    predicted, truth, index = ds.series_vote(data, proba.argmax(axis=1), n_classes)
+    return predicted, truth, index
+
+
+def table(truth, predicted, names):
+    labels = sorted(set(truth) | set(predicted))
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
+    lines = ["| class | N | precision | recall | F1 |", "|---|---:|---:|---:|---:|"]
+    for label, p, r, f, n in zip(labels, precision, recall, f1, support):
+        if n == 0 and label not in set(predicted):
+            continue
+        lines.append(f"| {names[label]} | {n} | {p:.3f} | {r:.3f} | {f:.3f} |")
+    weighted = precision_recall_fscore_support(truth, predicted, average="weighted", zero_division=0)
+    lines.append(f"| weighted | {len(truth)} | {weighted[0]:.3f} | {weighted[1]:.3f} | {weighted[2]:.3f} |")
+    return "\n".join(lines)
+
+
+def confusion(truth, predicted, names):
+    labels = sorted(set(truth) | set(predicted))
+    matrix = confusion_matrix(truth, predicted, labels=labels)
+    header = "| true \\ predicted | " + " | ".join(names[l] for l in labels) + " |"
+    lines = [header, "|---" * (len(labels) + 1) + "|"]
+    for label, row in zip(labels, matrix):
+        lines.append(f"| {names[label]} | " + " | ".join(str(v) if v else "·" for v in row) + " |")
+    return "\n".join(lines)
+
+
+def importance_figure(forest, columns, path, top=25):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    order = np.argsort(forest.feature_importances_)[::-1][:top]
+    fig, ax = plt.subplots(figsize=(8, 7))
+    ax.barh([columns[i] for i in order][::-1], forest.feature_importances_[order][::-1], color="#4472c4")
+    ax.set_xlabel("mean decrease in impurity")
+    ax.set_title("Metadata forest: the 25 most important features")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--real")
+    parser.add_argument("--report")
+    parser.add_argument("--figure")
+    parser.add_argument("--fixture", help="write the Swift parity fixture (rows and scikit-learn probabilities)")
+    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--max-features", type=int, nargs="+", default=[2, 4, 8, 14])
+    parser.add_argument("--test-size", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    command = "python -m training.forest.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+
+    data = ds.load(args.train)
+    names = data.sequences
+    n_classes = len(names)
+    train_rows, test_rows = split_by_study(data, args.test_size, args.seed)
+    train, test = subset(data, train_rows), subset(data, test_rows)
+    # Tune the features per split on a validation split of the training studies.
+    fit_rows, val_rows = split_by_study(train, 0.25, args.seed + 1)
+    fit_set, val_set = subset(train, fit_rows), subset(train, val_rows)
+    tuning = {}
+    for m in args.max_features:
+        forest = fit(fit_set.features, fit_set.sequence, m, args.trees, args.seed, args.jobs)
+        arrays = export.forest_arrays(forest, n_classes, forest.classes_.astype(int))
+        predicted, truth, _ = series_accuracy(val_set, arrays, n_classes)
+        tuning[m] = float((predicted == truth).mean())
+        print(f"max_features={m}: validation series accuracy {tuning[m]:.4f}", flush=True)
+    best = max(tuning, key=lambda m: (tuning[m], -m))
+
+    start = time.time()
+    forest = fit(train.features, train.sequence, best, args.trees, args.seed, args.jobs)
+    seconds = time.time() - start
+    image_accuracy = float((forest.predict(test.features) == test.sequence).mean())
+    arrays = export.forest_arrays(forest, n_classes, forest.classes_.astype(int))
+    predicted, truth, _ = series_accuracy(test, arrays, n_classes)
+    held_out = float((predicted == truth).mean())
+    print(f"held-out synthetic: image accuracy {image_accuracy:.4f}, series accuracy {held_out:.4f} "
+          f"({len(truth)} series)", flush=True)
+
+    provenance = {"trained_with": command, "trees": args.trees, "max_features": best,
+                  "training_images": len(train.sequence), "held_out_series_accuracy": f"{held_out:.4f}"}
+    arrays = export.export(forest, data, args.out, provenance)
+    print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB, "
+          f"{len(arrays['feature'])} nodes in {len(arrays['roots'])} trees)")
+
+    if args.fixture:
+        from safetensors.numpy import save_file
+        rng = np.random.default_rng(args.seed)
+        rows = rng.choice(len(test.sequence), size=min(300, len(test.sequence)), replace=False)
+        X = test.features[rows]
+        proba = np.zeros((len(rows), n_classes))
+        proba[:, forest.classes_.astype(int)] = forest.predict_proba(X)
+        save_file({"rows": X.astype(np.float32), "probabilities": proba.astype(np.float64)}, args.fixture,
+                  metadata={"model": args.out, "made_by": command})
+        print(f"wrote parity fixture {args.fixture} ({len(rows)} rows)")
+
+    report = [f"# Metadata random forest\n", f"Made by `{command}`.\n",
+              f"- training images: {len(train.sequence)} (series: {len(set(train.series))}); "
+              f"held-out studies' series: {len(truth)}",
+              f"- trees: {args.trees}; features per split tuned on a validation split of the training studies: "
+              + ", ".join(f"{m}: {a:.4f}" for m, a in tuning.items()) + f" → {best}",
+              f"- fit time: {seconds:.1f} s on {args.jobs} jobs",
+              f"- **held-out synthetic series accuracy: {held_out:.4f}** (image accuracy {image_accuracy:.4f})\n",
+              "## Held-out synthetic (series vote)\n", table(truth, predicted, names), ""]
+    if args.figure:
+        importance_figure(forest, data.columns, args.figure)
+        report += [f"Feature importances: ![importances]({os.path.basename(args.figure)})\n"]
+    if args.real:
+        real = ds.load(args.real)
+        if real.columns != data.columns:
+            raise SystemExit(f"{args.real}: columns differ from the training set; extract it with "
+                             f"--vocabulary {args.out}")
+        subjects = np.array(real.series_subjects)
+        predicted, truth, index = series_accuracy(real, arrays, n_classes)
+        counted = np.isin(subjects[index], ["head", "non-brain"])
+        p, t = predicted[counted], truth[counted]
+        report += ["## ../shared/realdata (series vote; head and non-brain series, phantoms apart)\n",
+                   f"**series accuracy: {(p == t).mean():.4f}** ({int((p == t).sum())}/{len(t)})\n",
+                   "Per class:\n", table(t, p, names), "", "Confusion matrix:\n", confusion(t, p, names), ""]
+        wrong = [(real.series_dirs[i], names[truth_], names[pred]) for i, truth_, pred, c in
+                 zip(index, truth, predicted, counted) if c and truth_ != pred]
+        if wrong:
+            report += ["Misclassified:\n", "| series | label | forest |", "|---|---|---|"]
+            report += [f"| {d} | {a} | {b} |" for d, a, b in wrong] + [""]
+        phantom = subjects[index] == "phantom"
+        if phantom.any():
+            report += [f"Phantom series (reported apart): {int((predicted[phantom] == truth[phantom]).sum())}"
+                       f"/{int(phantom.sum())} match their label.\n"]
+        print(f"realdata series accuracy {(p == t).mean():.4f} ({len(t)} series)")
+    if args.report:
+        with open(args.report, "w") as f:
+            f.write("\n".join(report))
+        print(f"wrote {args.report}")
+
+
+if __name__ == "__main__":
+    main()
