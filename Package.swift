@@ -45,7 +45,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .executableTarget(name: "mrsort-benchmark", dependencies: ["DICOM"], path: "benchmarks/mrsort-benchmark"),
+        .executableTarget(name: "mrsort-benchmark", dependencies: ["DICOM", "Classification"], path: "benchmarks/mrsort-benchmark"),
         .testTarget(name: "DICOMTests", dependencies: ["DICOM"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "DICOM"]),
     ],

@@ -1,11 +1,38 @@
-// Header-read throughput: `mrsort-benchmark headers DIR [--threads N] [--rounds R]`.
+// Throughput benchmarks.
 //
-// Reads every DICOM file under DIR header-only (stopping before PixelData), R rounds, on N
-// threads, and prints files per second. Files that are not DICOM are counted apart.
-// benchmarks/header-read.sh runs it beside pydicom on the same files.
+// `mrsort-benchmark headers DIR [--threads N] [--rounds R]` reads every DICOM file under DIR
+// header-only (stopping before PixelData), R rounds, on N threads, and prints files per second.
+// Files that are not DICOM are counted apart. benchmarks/header-read.sh runs it beside pydicom.
+//
+// `mrsort-benchmark forest MODEL DATASET [--rounds R]` evaluates the random forest on every
+// feature row of a `mrsort dataset` file on one thread and prints images per second.
+import Classification
 import DICOM
 import Dispatch
 import Foundation
+
+/// The forest benchmark: probabilities for every row of a dataset, best of `rounds`.
+func forestBenchmark(_ arguments: [String]) throws {
+    guard arguments.count >= 2 else { throw UsageError() }
+    let rounds = arguments.firstIndex(of: "--rounds").flatMap { Int(arguments[safe: $0 + 1] ?? "") } ?? 5
+    let forest = try RandomForest(contentsOf: arguments[0])
+    let dataset = try SafeTensors(contentsOf: arguments[1])
+    let features = try dataset.tensor("features", in: arguments[1])
+    let width = features.shape[1], values = features.floats()
+    let rows = (0..<features.shape[0]).map { Array(values[($0 * width)..<(($0 + 1) * width)]) }
+    var best = Double.infinity, checksum = 0.0
+    for _ in 0..<rounds {
+        let start = DispatchTime.now().uptimeNanoseconds
+        for row in rows { checksum += forest.probabilities(row: row)[0] }
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    print("forest trees=\(forest.treeCount) images=\(rows.count) best_of=\(rounds) seconds=\(String(format: "%.4f", best)) "
+        + "images_per_second=\(Int(Double(rows.count) / best)) checksum=\(String(format: "%.3f", checksum))")
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
 
 struct Options {
     var directory = ""
@@ -28,7 +55,7 @@ struct Options {
 }
 
 struct UsageError: Error, CustomStringConvertible {
-    var description: String { "usage: mrsort-benchmark headers DIR [--threads N] [--rounds R]" }
+    var description: String { "usage: mrsort-benchmark headers DIR [--threads N] [--rounds R] | forest MODEL DATASET [--rounds R]" }
 }
 
 /// Reads each file's headers; returns the number of files read and refused.
@@ -48,6 +75,10 @@ func readAll(_ files: [String], threads: Int) -> (read: Int, refused: Int) {
 }
 
 do {
+    if CommandLine.arguments.dropFirst().first == "forest" {
+        try forestBenchmark(Array(CommandLine.arguments.dropFirst(2)))
+        exit(0)
+    }
     let options = try Options(CommandLine.arguments)
     let files = try DICOMFileDiscovery.files(in: [options.directory])
     _ = readAll(files, threads: options.threads) // warm the page cache
