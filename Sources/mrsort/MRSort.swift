@@ -6,6 +6,6 @@ struct MRSort: ParsableCommand {
         commandName: "mrsort",
         abstract: "Classify brain MRI DICOM series and route them.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Dataset.self]
+        subcommands: [Inspect.self, Classify.self, Dataset.self]
     )
 }

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Classification
+import DICOM
+import Foundation
+
+/// `mrsort classify`: one row per series found under the paths.
+struct Classify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify the DICOM series found under the paths (one row per series).",
+        discussion: """
+        Files are grouped by StudyInstanceUID and SeriesInstanceUID. The sequence comes from the \
+        metadata random forest's majority vote over the images (confidence: the winner's share); \
+        the orientation from ImageOrientationPatient. Files that are not DICOM are listed as skipped.
+        """
+    )
+
+    @Argument(help: "DICOM files or directories (searched recursively).")
+    var paths: [String]
+
+    @Option(help: "Model folder (default: $MRSORT_MODELS, the checkout's models/, or /usr/share/mrsort/models).")
+    var models: String?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Flag(help: "Print CSV.")
+    var csv = false
+
+    func validate() throws {
+        if json && csv { throw ValidationError("--json and --csv exclude each other") }
+    }
+
+    func run() throws {
+        let classifier = try SeriesClassifier(modelDirectory: models ?? ModelDirectory.locate())
+        var series: [String: [ImageHeader]] = [:]
+        var order: [String] = []
+        var skipped: [FileFailure] = []
+        for file in try DICOMFileDiscovery.files(in: paths) {
+            do {
+                for header in try ImageHeader.read(from: file) {
+                    let key = header.studyInstanceUID + "|" + header.seriesInstanceUID
+                    if series[key] == nil { order.append(key) }
+                    series[key, default: []].append(header)
+                }
+            } catch {
+                skipped.append(FileFailure(error))
+            }
+        }
+        let results = order.compactMap { classifier.classify(series[$0]!) }
+        if json {
+            struct Report: Encodable { let series: [SeriesClassification]; let skipped: [FileFailure] }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(Report(series: results, skipped: skipped)), as: UTF8.self))
+            return
+        }
+        if csv {
+            print("study_uid,series_uid,series_number,series_description,images,sequence,orientation,confidence,forest_sequence,forest_confidence")
+            for r in results {
+                print([r.studyInstanceUID, r.seriesInstanceUID, r.seriesNumber.map(String.init) ?? "", r.seriesDescription ?? "",
+                       String(r.images), r.sequence.rawValue, r.orientation.rawValue, String(format: "%.3f", r.confidence),
+                       r.forest.sequence.rawValue, String(format: "%.3f", r.forest.confidence)].map(Self.csvField).joined(separator: ","))
+            }
+            for failure in skipped { FileHandle.standardError.write(Data("skipped \(failure.path): \(failure.reason)\n".utf8)) }
+            return
+        }
+        let header = ["study", "series", "description", "images", "sequence", "orientation", "confidence", "forest"]
+        let rows = results.map { r in
+            [String(r.studyInstanceUID.suffix(12)), r.seriesNumber.map(String.init) ?? "-", String((r.seriesDescription ?? "").prefix(32)),
+             String(r.images), r.sequence.rawValue, r.orientation.rawValue + (r.orientationSource == .unknown ? "?" : ""),
+             String(format: "%.2f", r.confidence), "\(r.forest.sequence.rawValue) \(String(format: "%.2f", r.forest.confidence))"]
+        }
+        print(TextTable(header: header, rows: rows).render())
+        for failure in skipped { print("skipped \(failure.path): \(failure.reason)") }
+    }
+
+    static func csvField(_ value: String) -> String {
+        value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+struct TextTable {
+    let header: [String]
+    let rows: [[String]]
+
+    func render() -> String {
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        return ([header] + rows).map { row in
+            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
+}
