@@ -2,8 +2,11 @@
 SWIFT ?= swift
 PYTHON ?= python3
 REALDATA ?= ../shared/realdata
+CORPUS ?= corpus
+STUDIES ?= 300
+MRSORT = $$($(SWIFT) build -c release --show-bin-path)/mrsort
 
-.PHONY: build release test test-swift test-python demo benchmark clean
+.PHONY: build release test test-swift test-python demo benchmark corpus forest-model clean
 
 build:
 	$(SWIFT) build
@@ -20,9 +23,22 @@ test-swift:
 test-python:
 	MRSORT_REALDATA=$(abspath $(REALDATA)) $(PYTHON) -m pytest -q training/tests
 
-## The agent's main job on a sample drop folder.
+## The main job on a sample drop folder: classify every series of the real-data set with the shipped model.
 demo: release
-	$$($(SWIFT) build -c release --show-bin-path)/mrsort inspect $(REALDATA)/dcm_qa_xa30__S12_DWI_dir80_PA_TRACEW_mf $(REALDATA)/pydicom-data__S1_MR2_UNCR | head -120
+	$(MRSORT) classify $(REALDATA)
+
+## The synthetic training corpus (training/synth), deterministic for its seed.
+corpus:
+	test -f $(CORPUS)/labels.csv || $(PYTHON) -m training.synth --out $(CORPUS) --studies $(STUDIES) --seed 0 --jobs 2
+
+## The shipped metadata forest: features by mrsort itself, training by scikit-learn, figures
+## in training/forest/REPORT.md, the Swift parity fixture beside the tests.
+forest-model: release corpus
+	$(MRSORT) dataset $(CORPUS) --out $(CORPUS)/features.safetensors
+	$(MRSORT) dataset $(REALDATA) --vocabulary $(CORPUS)/features.safetensors --out $(CORPUS)/realdata-features.safetensors
+	$(PYTHON) -m training.forest.train --train $(CORPUS)/features.safetensors --real $(CORPUS)/realdata-features.safetensors \
+		--out models/forest.safetensors --fixture Tests/ClassificationTests/Fixtures/forest-parity.safetensors \
+		--report training/forest/REPORT.md --figure training/forest/feature-importance.png
 
 ## Header-read throughput, mrsort beside pydicom.
 benchmark:

@@ -16,10 +16,16 @@ public struct RandomForest: Sendable {
     /// Free-form provenance from the export (command, figures), for reports.
     public let provenance: [String: String]
 
-    private let feature: [Int32]
-    private let threshold: [Double]
-    private let left: [Int32]
-    private let right: [Int32]
+    /// One split or leaf; the four fields of a node side by side, for cache locality.
+    private struct Node {
+        var threshold: Double
+        var feature: Int32
+        /// Left child, or −1 for a leaf.
+        var left: Int32
+        var right: Int32
+    }
+
+    private let nodes: [Node]
     /// Leaf probabilities, `classes.count` per node.
     private let value: [Float]
     private let roots: [Int]
@@ -85,10 +91,7 @@ public struct RandomForest: Sendable {
         self.features = features
         self.classes = classes
         self.provenance = file.metadata.filter { !["vocabulary", "columns", "classes"].contains($0.key) }
-        self.feature = feature
-        self.threshold = threshold
-        self.left = left
-        self.right = right
+        self.nodes = (0..<nodes).map { Node(threshold: threshold[$0], feature: feature[$0], left: left[$0], right: right[$0]) }
         self.value = valueTensor.floats()
         self.roots = roots
     }
@@ -98,13 +101,21 @@ public struct RandomForest: Sendable {
         precondition(row.count == features.columns.count, "row has \(row.count) features, the forest \(features.columns.count)")
         let classCount = classes.count
         var sum = [Double](repeating: 0, count: classCount)
-        for root in roots {
-            var node = root
-            while left[node] >= 0 {
-                node = Int(Double(row[Int(feature[node])]) <= threshold[node] ? left[node] : right[node])
+        nodes.withUnsafeBufferPointer { nodes in
+            value.withUnsafeBufferPointer { value in
+                row.withUnsafeBufferPointer { row in
+                    for root in roots {
+                        var node = nodes[root]
+                        var index = root
+                        while node.left >= 0 {
+                            index = Int(Double(row[Int(node.feature)]) <= node.threshold ? node.left : node.right)
+                            node = nodes[index]
+                        }
+                        let base = index * classCount
+                        for c in 0..<classCount { sum[c] += Double(value[base + c]) }
+                    }
+                }
             }
-            let base = node * classCount
-            for c in 0..<classCount { sum[c] += Double(value[base + c]) }
         }
         let trees = Double(roots.count)
         return sum.map { $0 / trees }
