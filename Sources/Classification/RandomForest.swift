@@ -4,7 +4,7 @@ import Foundation
 /// The metadata random forest, loaded from the safetensors file that `training/forest` exports
 /// from scikit-learn, and evaluated exactly as scikit-learn does: a sample goes left when its
 /// float32 feature value is at most the node's float64 threshold, and the class probabilities
-/// are the mean of the trees' normalised leaf values.
+/// are the mean of the trees' normalised leaf values (stored sparse: most leaves hold one class).
 public struct RandomForest: Sendable {
     public static let format = "mrsort-forest"
     public static let version = "1"
@@ -26,8 +26,11 @@ public struct RandomForest: Sendable {
     }
 
     private let nodes: [Node]
-    /// Leaf probabilities, `classes.count` per node.
-    private let value: [Float]
+    /// Leaf probabilities in compressed-row form: node n's non-zero probabilities are
+    /// `leafProbability[leafStart[n]..<leafStart[n + 1]]` for the classes `leafClass[...]`.
+    private let leafStart: [Int32]
+    private let leafClass: [Int32]
+    private let leafProbability: [Float]
     private let roots: [Int]
 
     public var treeCount: Int { roots.count }
@@ -68,12 +71,18 @@ public struct RandomForest: Sendable {
         let threshold = try file.modelTensor("threshold", path: path).doubles()
         let left = try file.modelTensor("left", path: path).integers().map(Int32.init)
         let right = try file.modelTensor("right", path: path).integers().map(Int32.init)
-        let valueTensor = try file.modelTensor("value", path: path)
+        let leafStart = try file.modelTensor("value_start", path: path).integers().map(Int32.init)
+        let leafClass = try file.modelTensor("value_class", path: path).integers().map(Int32.init)
+        let leafProbability = try file.modelTensor("value_probability", path: path).floats()
         let roots = try file.modelTensor("roots", path: path).integers()
         let nodes = feature.count
-        guard threshold.count == nodes, left.count == nodes, right.count == nodes,
-              valueTensor.shape == [nodes, classes.count] else {
-            throw .inconsistent(path: path, reason: "node arrays disagree in length (\(nodes) nodes, value \(valueTensor.shape))")
+        guard threshold.count == nodes, left.count == nodes, right.count == nodes, leafStart.count == nodes + 1 else {
+            throw .inconsistent(path: path, reason: "node arrays disagree in length (\(nodes) nodes)")
+        }
+        guard leafStart.first == 0, Int(leafStart.last!) == leafClass.count, leafClass.count == leafProbability.count,
+              zip(leafStart, leafStart.dropFirst()).allSatisfy({ $0 <= $1 }),
+              leafClass.allSatisfy({ (0..<Int32(classes.count)).contains($0) }) else {
+            throw .inconsistent(path: path, reason: "leaf probabilities out of range")
         }
         guard !roots.isEmpty, roots.allSatisfy({ (0..<nodes).contains($0) }) else {
             throw .inconsistent(path: path, reason: "tree roots out of range")
@@ -92,7 +101,9 @@ public struct RandomForest: Sendable {
         self.classes = classes
         self.provenance = file.metadata.filter { !["vocabulary", "columns", "classes"].contains($0.key) }
         self.nodes = (0..<nodes).map { Node(threshold: threshold[$0], feature: feature[$0], left: left[$0], right: right[$0]) }
-        self.value = valueTensor.floats()
+        self.leafStart = leafStart
+        self.leafClass = leafClass
+        self.leafProbability = leafProbability
         self.roots = roots
     }
 
@@ -102,17 +113,16 @@ public struct RandomForest: Sendable {
         let classCount = classes.count
         var sum = [Double](repeating: 0, count: classCount)
         nodes.withUnsafeBufferPointer { nodes in
-            value.withUnsafeBufferPointer { value in
-                row.withUnsafeBufferPointer { row in
-                    for root in roots {
-                        var node = nodes[root]
-                        var index = root
-                        while node.left >= 0 {
-                            index = Int(Double(row[Int(node.feature)]) <= node.threshold ? node.left : node.right)
-                            node = nodes[index]
-                        }
-                        let base = index * classCount
-                        for c in 0..<classCount { sum[c] += Double(value[base + c]) }
+            row.withUnsafeBufferPointer { row in
+                for root in roots {
+                    var node = nodes[root]
+                    var index = root
+                    while node.left >= 0 {
+                        index = Int(Double(row[Int(node.feature)]) <= node.threshold ? node.left : node.right)
+                        node = nodes[index]
+                    }
+                    for entry in Int(leafStart[index])..<Int(leafStart[index + 1]) {
+                        sum[Int(leafClass[entry])] += Double(leafProbability[entry])
                     }
                 }
             }

@@ -2,9 +2,11 @@
 mrsort's Swift `RandomForest` loads (Sources/Classification/RandomForest.swift).
 
 Nodes of all trees are concatenated; children are global node indices (-1 for leaves);
-`roots` holds each tree's first node; `value` holds each node's normalised class
-probabilities over the model's classes (float32); thresholds stay float64, as scikit-learn
-compares float32 features against float64 thresholds.
+`roots` holds each tree's first node; thresholds stay float64, as scikit-learn compares
+float32 features against float64 thresholds. The leaves' normalised class probabilities are
+stored sparse (most leaves of fully grown trees hold one class), in compressed-row form:
+node n's non-zero probabilities are `value_class[value_start[n]:value_start[n+1]]` and
+`value_probability[...]` (float32); inner nodes have none. This keeps the model a few MB.
 """
 import json
 
@@ -19,6 +21,7 @@ def forest_arrays(forest, n_classes_total, class_index):
     """Concatenated node arrays; `class_index` maps the forest's class labels to columns."""
     features, thresholds, lefts, rights, values, roots = [], [], [], [], [], []
     offset = 0
+    class_index = np.asarray(class_index)
     for estimator in forest.estimators_:
         tree = estimator.tree_
         n = tree.node_count
@@ -30,16 +33,21 @@ def forest_arrays(forest, n_classes_total, class_index):
         rights.append(np.where(leaf, -1, tree.children_right + offset).astype(np.int32))
         raw = tree.value[:, 0, :].astype(np.float64)
         normalised = raw / np.maximum(raw.sum(axis=1, keepdims=True), 1e-300)
-        full = np.zeros((n, n_classes_total), dtype=np.float64)
-        full[:, class_index] = normalised
-        values.append(full)
+        normalised[~leaf] = 0.0
+        values.append(normalised)
         offset += n
+    dense = np.concatenate(values).astype(np.float32)
+    nodes, columns = np.nonzero(dense)
+    start = np.zeros(len(dense) + 1, dtype=np.int32)
+    np.add.at(start, nodes + 1, 1)
     return {
         "feature": np.concatenate(features),
         "threshold": np.concatenate(thresholds),
         "left": np.concatenate(lefts),
         "right": np.concatenate(rights),
-        "value": np.concatenate(values).astype(np.float32),
+        "value_start": np.cumsum(start).astype(np.int32),
+        "value_class": class_index[columns].astype(np.int32),
+        "value_probability": dense[nodes, columns].astype(np.float32),
         "roots": np.array(roots, dtype=np.int32),
     }
 
@@ -60,10 +68,14 @@ def export(forest, dataset, path, provenance):
     return arrays
 
 
-def predict_proba_exported(arrays, X):
+def predict_proba_exported(arrays, X, n_classes):
     """Probabilities from the exported arrays, as the Swift code computes them (for checks)."""
     X = np.asarray(X, dtype=np.float32)
-    result = np.zeros((X.shape[0], arrays["value"].shape[1]), dtype=np.float64)
+    n_nodes = len(arrays["feature"])
+    dense = np.zeros((n_nodes, int(arrays["value_class"].max()) + 1 if len(arrays["value_class"]) else 1))
+    rows = np.repeat(np.arange(n_nodes), np.diff(arrays["value_start"]))
+    dense[rows, arrays["value_class"]] = arrays["value_probability"]
+    result = np.zeros((X.shape[0], n_classes), dtype=np.float64)
     for root in arrays["roots"]:
         node = np.full(X.shape[0], root)
         while True:
@@ -73,5 +85,5 @@ def predict_proba_exported(arrays, X):
             f = arrays["feature"][node[inner]]
             go_left = X[np.flatnonzero(inner), f].astype(np.float64) <= arrays["threshold"][node[inner]]
             node[inner] = np.where(go_left, arrays["left"][node[inner]], arrays["right"][node[inner]])
-        result += arrays["value"][node].astype(np.float64)
+        result[:, :dense.shape[1]] += dense[node]
     return result / len(arrays["roots"])

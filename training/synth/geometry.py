@@ -114,11 +114,11 @@ def plan_stack(rng, plane: str, pose_R: np.ndarray, pose_t: np.ndarray, *, anat_
         row, col = _rot_about(row, n, inplane_deg), _rot_about(col, n, inplane_deg)
     row, col = pose_R @ row, pose_R @ col
     centre = pose_R @ np.asarray(anat_centre, float) + pose_t
+    # rectangular FOV: the horizontal (left-right for axial/coronal) extent is reduced
     rows = int(matrix)
-    cols = int(matrix)
-    fov_c = float(fov)
-    fov_r = float(fov) * rect
-    rows = int(round(rows * rect / 2) * 2)
+    cols = int(round(matrix * rect / 2) * 2)
+    fov_r = float(fov)
+    fov_c = float(fov) * cols / rows
     return SliceStack(row, col, centre, rows, cols, fov_r, fov_c, int(n_slices), float(spacing),
                       float(thickness), list(range(n_slices)) if keep is None else list(keep))
 

@@ -25,6 +25,15 @@ def inversion_recovery(t: TissueSet, tr: float, te: float, ti: float, trec: floa
     return t.pd * np.abs(mz) * np.exp(-te / t.t2)
 
 
+CSF_T1_NOMINAL = {1.5: 3800.0, 3.0: 4300.0}
+
+
+def csf_null_ti(field: float, trec: float, eta: float = 0.97) -> float:
+    """Inversion time that nulls CSF of nominal T1 after recovery ``trec`` (as protocols are tuned)."""
+    t1 = CSF_T1_NOMINAL[3.0 if field > 2 else 1.5]
+    return float(t1 * np.log(1.0 + eta * (1.0 - np.exp(-trec / t1))))
+
+
 def spoiled_gre(t: TissueSet, tr: float, te: float, fa_deg: float, t2star: bool = True) -> np.ndarray:
     """Spoiled gradient echo steady state."""
     a = np.deg2rad(fa_deg)

@@ -9,7 +9,7 @@ TOF + MIPs, 3D scout + MPRs).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -35,6 +35,7 @@ class Ctx:
     rng: np.random.Generator
     post: bool = False          # contrast has been injected earlier in the study
     max_images: int = 20        # cap on images written per series (subsampling)
+    mosaic_ok: bool = True      # Siemens classic exports may tile EPI slices into mosaics (not XA)
 
     def u(self, a, b):
         return float(self.rng.uniform(a, b))
@@ -77,15 +78,11 @@ def plan(ctx: Ctx, plane: str, *, fov, matrix, n_slices, spacing, thickness, kee
                     inplane_deg=float(rng.normal(0, 2)), keep=keep, rect=rect)
     if plane == "oblique":
         # make sure the tilt really is oblique under the labelling rule (normal < 0.8 on every axis)
-        n = np.abs(st.normal)
-        if n.max() >= 0.78:
+        if np.abs(st.normal).max() >= 0.78:
             from .geometry import _rot_about
-            ax = st.row if n.argmax() != 2 else st.col
-            for _ in range(10):
-                st.row, st.col = _rot_about(st.row, st.col, 9.0), st.col
+            for _ in range(10):  # tilt about both in-plane axes until clearly oblique
+                st.row = _rot_about(st.row, st.col, 9.0)
                 st.col = _rot_about(st.col, st.row, 7.0)
-                st.col -= st.row * (st.row @ st.col)
-                st.col /= np.linalg.norm(st.col)
                 if np.abs(st.normal).max() < 0.78:
                     break
     return st
@@ -121,8 +118,8 @@ def recon_matrix(ctx: Ctx, choices=(256, 256, 320, 384, 512), p=(0.45, 0.15, 0.1
 
 def brain_2d(ctx: Ctx, plane, thick_rng=(4.0, 6.0), gap_rng=(0.1, 0.3), fov_rng=(210, 250), rect=None,
              matrix=None, centre=BRAIN_CENTRE_ANAT):
-    th = round(ctx.u(*thick_rng), 1)
-    sp = round(th * (1 + ctx.u(*gap_rng)), 2)
+    th = round(ctx.u(*thick_rng) * 2) / 2  # protocols use round slice thicknesses
+    sp = round(th * (1 + ctx.u(*gap_rng)), 1)
     cover = {"axial": 150, "coronal": 170, "sagittal": 140, "oblique": 150}[plane] * ctx.u(0.8, 1.05)
     n = int(np.clip(round(cover / sp), 12, 40))
     if rect is None:
@@ -155,7 +152,8 @@ def make_t1(ctx: Ctx, post: bool, plane=None, iac=False) -> list:
     rng = ctx.rng
     t = ctx.subject.tissue_params(post)
     fs = post and rng.random() < (0.6 if iac else 0.25)
-    variant = ctx.choice(["se", "tse", "gre", "t1flair"], [0.35, 0.3, 0.15, 0.2] if not iac else [0.5, 0.45, 0.05, 0.0])
+    p_gre = 0.25 if ctx.vendor == "Siemens" else 0.12
+    variant = ctx.choice(["se", "tse", "gre", "t1flair"], [0.35, 0.3, p_gre, 0.35 - p_gre] if not iac else [0.5, 0.45, 0.05, 0.0])
     etl = 1
     ti = None
     if variant in ("se", "tse"):
@@ -247,7 +245,7 @@ def make_t1_3d(ctx: Ctx, post: bool, plane=None) -> list:
     plane = plane or (choose_plane(ctx, {"sagittal": 0.7, "axial": 0.2, "coronal": 0.08, "oblique": 0.02}) if not post
                       else choose_plane(ctx, {"sagittal": 0.4, "axial": 0.4, "coronal": 0.17, "oblique": 0.03}))
     res = round(ctx.u(0.9, 1.2), 2)
-    n_part = int(ctx.choice([160, 176, 192, 208])) if plane == "sagittal" else int(rng.integers(140, 200))
+    n_part = int(ctx.choice([160, 176, 192, 208])) if plane == "sagittal" else int(np.clip(round(ctx.u(150, 200) / res), 128, 208))
     st = _stack_3d(ctx, plane, res, n_part, fov=round(ctx.u(230, 256)), matrix=ctx.choice([256, 256, 320, 512], [0.5, 0.2, 0.2, 0.1]),
                    rect=ctx.choice([1.0, 0.9375, 0.875]))
     o = opts_for(ctx, st, res=1.0, snr=30, ref=wm_ref(s), pe_axis=int(rng.random() < 0.5))
@@ -262,16 +260,17 @@ def make_vibe(ctx: Ctx, post: bool) -> list:
     rng = ctx.rng
     t = ctx.subject.tissue_params(post)
     tr, te, fa = ctx.u(3.5, 6.5), ctx.u(1.2, 2.8), ctx.u(9, 15)
-    if rng.random() < 0.15 and not post:
-        fa = float(ctx.choice([2.0, 5.0, 10.0, 15.0]))  # variable-flip T1 mapping series
+    vfa = rng.random() < 0.15 and not post
+    if vfa:
+        fa = float(ctx.choice([2.0, 5.0, 10.0, 15.0]))  # variable-flip T1 mapping series (pre-DCE)
     s = physics.spoiled_gre(t, tr, te, fa)
     s[CH["artery"]] *= 1.5
     fs = rng.random() < 0.85
     if fs:
         s = fat_suppress(ctx, s)
     plane = choose_plane(ctx, {"axial": 0.8, "coronal": 0.1, "sagittal": 0.07, "oblique": 0.03})
-    th = round(ctx.u(1.0, 3.0), 1)
-    n_part = int(rng.integers(40, 176))
+    th = round(ctx.u(1.0, 3.0), 1) if not vfa else float(ctx.choice([2.0, 3.0, 4.0, 5.0]))
+    n_part = int(np.clip(round(ctx.u(110, 190) / th), 24, 176))
     st = plan(ctx, plane, fov=round(ctx.u(220, 260)), matrix=ctx.choice([256, 320, 384]), n_slices=n_part,
               spacing=th, thickness=th, keep_n=ctx.max_images, rect=ctx.choice([1.0, 0.875, 0.75]), jitter=8.0)
     o = opts_for(ctx, st, res=1.1, snr=22, ref=wm_ref(s), pe_axis=int(rng.random() < 0.5), partial_fourier=ctx.choice([1.0, 0.875, 0.75]))
@@ -315,7 +314,7 @@ def make_haste(ctx: Ctx) -> list:
     t = ctx.subject.tissue_params(ctx.post)
     te = ctx.u(80, 125)
     etl = int(rng.integers(80, 257))
-    t.t2 = t.t2 * 1.3  # low refocusing angles
+    t = replace(t, t2=t.t2 * 1.3)  # low refocusing angles lengthen apparent T2
     s = physics.spin_echo(t, 1e5, te)
     s[CH["artery"]] *= 0.05
     s[CH["vein"]] *= 0.2
@@ -404,7 +403,8 @@ def make_flair(ctx: Ctx) -> list:
     rng = ctx.rng
     t = ctx.subject.tissue_params(ctx.post)
     tr, te, etl = ctx.u(8000, 11000), ctx.u(80, 140), int(rng.integers(12, 31))
-    ti = ctx.u(1800, 2200) if not ctx.hi else ctx.u(2300, 2600)
+    trec = tr - etl * 10 - 2300
+    ti = physics.csf_null_ti(ctx.field, trec) * ctx.u(0.95, 1.03)
     s = physics.inversion_recovery(t, tr, te, ti, trec=tr - ti - etl * 10)
     s[CH["artery"]] *= 0.1
     s[CH["vein"]] *= 0.3
@@ -425,7 +425,7 @@ def make_flair_3d(ctx: Ctx) -> list:
     rng = ctx.rng
     t = ctx.subject.tissue_params(ctx.post)
     tr, te = ctx.u(4800, 8000), ctx.u(270, 450)
-    ti = ctx.u(1600, 2100) if tr < 6000 else ctx.u(1900, 2500)
+    ti = physics.csf_null_ti(ctx.field, tr - 1900 - 600) * ctx.u(0.95, 1.03)
     s = physics.variable_flip_tse(t, tr, te, ti=ti)
     s[CH["artery"]] *= 0.05
     s[CH["vein"]] *= 0.1

@@ -17,7 +17,7 @@ from .anatomy import CHANNELS
 TABLE = {
     "wm":       (780, 950, 78, 68, 66, 53, 0.70, 0.72, -0.03),
     "gm":       (1200, 1600, 95, 85, 84, 66, 0.82, 0.88, 0.0),
-    "csf":      (4300, 4300, 2000, 1800, 900, 600, 1.00, 3.1, 0.0),
+    "csf":      (3800, 4300, 2000, 1800, 900, 600, 1.00, 3.1, 0.0),
     "fat":      (343, 382, 58, 68, 40, 30, 0.95, 0.02, 0.6),
     "marrow":   (525, 586, 49, 49, 15, 9, 0.85, 0.35, 0.3),
     "muscle":   (950, 1200, 35, 32, 25, 20, 0.78, 1.4, 0.0),
@@ -27,7 +27,7 @@ TABLE = {
     "vein":     (1400, 1700, 130, 62, 35, 18, 0.87, 2.0, 0.35),
     "enh":      (900, 1100, 80, 70, 40, 30, 0.80, 1.2, 0.0),
     "disc":     (1100, 1300, 120, 100, 60, 45, 0.90, 1.6, 0.0),
-    "vitreous": (4000, 4100, 1500, 1400, 700, 500, 1.00, 3.0, 0.0),
+    "vitreous": (3800, 4200, 1500, 1400, 700, 500, 1.00, 3.0, 0.0),
 }
 LESION_TYPES = {
     # T1 1.5/3, T2 1.5/3, T2* 1.5/3, PD, ADC, chi
@@ -74,8 +74,10 @@ def sample_tissues(rng: np.random.Generator, field: float, lesion: str | None, l
     pd, adc, chi = arr[:, 6].copy(), arr[:, 7].copy() * 1e-3, arr[:, 8].copy()
     n = len(names)
     common = rng.normal(0, 0.07)  # subject-level shift shared by brain tissues (correlated)
+    fluid = np.array([nm in ("csf", "vitreous") for nm in names])
     for v, sd in ((t1, 0.10), (t2, 0.10), (t2s, 0.12)):
-        v *= np.exp(common + rng.normal(0, sd, n))
+        # free water (CSF, vitreous) varies little between people; tissues vary more and together
+        v *= np.where(fluid, np.exp(rng.normal(0, 0.025, n)), np.exp(common + rng.normal(0, sd, n)))
     pd *= np.exp(rng.normal(0, 0.03, n))
     pd[:] = np.clip(pd, 0.02, 1.05)
     adc *= np.exp(rng.normal(0, 0.06, n))
