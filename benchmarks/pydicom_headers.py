@@ -15,7 +15,7 @@ IGNORED_SUFFIXES = (".part", ".partial", ".tmp")
 
 def files_under(root):
     result = []
-    for directory, subdirectories, names in os.walk(root):
+    for directory, subdirectories, names in os.walk(root, followlinks=True):
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
         for name in sorted(names):
             if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
