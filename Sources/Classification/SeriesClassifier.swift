@@ -17,6 +17,8 @@ public struct SeriesClassification: Sendable, Codable, Equatable {
     public var orientationSource: OrientationSource
     /// The metadata forest's own series vote.
     public var forest: ModelVote
+    /// Why the result differs from the models' vote, when a rule decided (e.g. `BodyPartExamined=KNEE`).
+    public var rule: String?
 
     public enum OrientationSource: String, Sendable, Codable {
         /// ImageOrientationPatient of the images.
@@ -49,17 +51,20 @@ public struct SeriesClassifier: Sendable {
     public func classify(_ headers: [ImageHeader]) -> SeriesClassification? {
         guard let first = headers.first, let vote = forest.vote(headers) else { return nil }
         let orientation = Orientation(series: headers)
+        // A series that says it shows another body part is not brain MRI (the paper's largest error source).
+        let nonHead = headers.lazy.compactMap { BodyPart.nonHead($0.bodyPartExamined) }.first
         return SeriesClassification(
             studyInstanceUID: first.studyInstanceUID,
             seriesInstanceUID: first.seriesInstanceUID,
             seriesNumber: first.seriesNumber,
             seriesDescription: first.seriesDescription,
             images: headers.count,
-            sequence: vote.winner,
+            sequence: nonHead == nil ? vote.winner : .other,
             orientation: orientation ?? .oblique,
-            confidence: vote.confidence,
+            confidence: nonHead == nil ? vote.confidence : 1,
             orientationSource: orientation == nil ? .unknown : .geometry,
-            forest: .init(sequence: vote.winner, confidence: vote.confidence)
+            forest: .init(sequence: vote.winner, confidence: vote.confidence),
+            rule: nonHead.map { "BodyPartExamined=\($0)" }
         )
     }
 }

@@ -10,7 +10,8 @@ struct Classify: ParsableCommand {
         discussion: """
         Files are grouped by StudyInstanceUID and SeriesInstanceUID. The sequence comes from the \
         metadata random forest's majority vote over the images (confidence: the winner's share); \
-        the orientation from ImageOrientationPatient. Files that are not DICOM are listed as skipped.
+        the orientation from ImageOrientationPatient. A series whose BodyPartExamined names another \
+        body part (knee, spine, abdomen …) is `other`. Files that are not DICOM are listed as skipped.
         """
     )
 
@@ -55,20 +56,21 @@ struct Classify: ParsableCommand {
             return
         }
         if csv {
-            print("study_uid,series_uid,series_number,series_description,images,sequence,orientation,confidence,forest_sequence,forest_confidence")
+            print("study_uid,series_uid,series_number,series_description,images,sequence,orientation,confidence,forest_sequence,forest_confidence,rule")
             for r in results {
                 print([r.studyInstanceUID, r.seriesInstanceUID, r.seriesNumber.map(String.init) ?? "", r.seriesDescription ?? "",
                        String(r.images), r.sequence.rawValue, r.orientation.rawValue, String(format: "%.3f", r.confidence),
-                       r.forest.sequence.rawValue, String(format: "%.3f", r.forest.confidence)].map(Self.csvField).joined(separator: ","))
+                       r.forest.sequence.rawValue, String(format: "%.3f", r.forest.confidence), r.rule ?? ""].map(Self.csvField).joined(separator: ","))
             }
             for failure in skipped { FileHandle.standardError.write(Data("skipped \(failure.path): \(failure.reason)\n".utf8)) }
             return
         }
-        let header = ["study", "series", "description", "images", "sequence", "orientation", "confidence", "forest"]
+        let header = ["study", "series", "description", "images", "sequence", "orientation", "confidence", "forest", "rule"]
         let rows = results.map { r in
             [String(r.studyInstanceUID.suffix(12)), r.seriesNumber.map(String.init) ?? "-", String((r.seriesDescription ?? "").prefix(32)),
              String(r.images), r.sequence.rawValue, r.orientation.rawValue + (r.orientationSource == .unknown ? "?" : ""),
-             String(format: "%.2f", r.confidence), "\(r.forest.sequence.rawValue) \(String(format: "%.2f", r.forest.confidence))"]
+             String(format: "%.2f", r.confidence), "\(r.forest.sequence.rawValue) \(String(format: "%.2f", r.forest.confidence))",
+             r.rule ?? ""]
         }
         print(TextTable(header: header, rows: rows).render())
         for failure in skipped { print("skipped \(failure.path): \(failure.reason)") }

@@ -31,3 +31,29 @@ struct SeriesClassifierTests {
         #expect(classifier.classify([]) == nil)
     }
 }
+
+@Suite("Non-brain series")
+struct BodyPartTests {
+    @Test(arguments: [("KNEE", "KNEE"), ("l-spine", "LSPINE"), ("Abdomen ", "ABDOMEN"), ("BRAIN", nil), ("HEAD", nil),
+                      ("", nil), ("Routine protocol", nil)] as [(String, String?)])
+    func nonHead(value: String, expected: String?) {
+        #expect(BodyPart.nonHead(value) == expected)
+    }
+
+    @Test("Real non-brain series that say so are other; head series are left to the models")
+    func realNonBrain() throws {
+        let classifier = try SeriesClassifier(modelDirectory: Paths.repositoryRoot + "/models")
+        let labels = try SeriesLabels(contentsOf: Paths.realData + "/labels.csv")
+        var ruled = 0
+        for row in labels.rows {
+            let headers = try DICOMFileDiscovery.files(in: [Paths.realData + "/" + row.dir]).flatMap { try ImageHeader.read(from: $0) }
+            let result = try #require(classifier.classify(headers))
+            if row.columns["subject"] == "non-brain", result.rule != nil {
+                #expect(result.sequence == .other && result.confidence == 1, "\(row.dir)")
+                ruled += 1
+            }
+            if row.columns["subject"] == "head" { #expect(result.rule == nil, "\(row.dir)") }
+        }
+        #expect(ruled >= 3, "the real set has abdomen and kidney series that say so")
+    }
+}
