@@ -11,7 +11,9 @@ struct Classify: ParsableCommand {
         Files are grouped by StudyInstanceUID and SeriesInstanceUID. The sequence comes from the \
         metadata random forest's majority vote over the images (confidence: the winner's share); \
         the orientation from ImageOrientationPatient. A series whose BodyPartExamined names another \
-        body part (knee, spine, abdomen …) is `other`. Files that are not DICOM are listed as skipped.
+        body part (knee, spine, abdomen …) is `other`. Within a study, T1 series acquired after the \
+        contrast (after a series naming a ContrastBolusAgent or a perfusion series; else the repeat of \
+        an identical T1) are post-contrast. Files that are not DICOM are listed as skipped.
         """
     )
 
@@ -20,6 +22,9 @@ struct Classify: ParsableCommand {
 
     @Option(help: "Model folder (default: $MRSORT_MODELS, the checkout's models/, or /usr/share/mrsort/models).")
     var models: String?
+
+    @Flag(inversion: .prefixedNo, help: "Settle pre/post-contrast T1 from the order of the study's series.")
+    var studyContext = true
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -47,7 +52,14 @@ struct Classify: ParsableCommand {
                 skipped.append(FileFailure(error))
             }
         }
-        let results = order.compactMap { classifier.classify(series[$0]!) }
+        var studies: [String: [StudyContext.Series]] = [:]
+        var studyOrder: [String] = []
+        for key in order {
+            guard let headers = series[key], let result = classifier.classify(headers) else { continue }
+            if studies[result.studyInstanceUID] == nil { studyOrder.append(result.studyInstanceUID) }
+            studies[result.studyInstanceUID, default: []].append(.init(classification: result, headers: headers))
+        }
+        let results = studyOrder.flatMap { studyContext ? StudyContext.settle(studies[$0]!) : studies[$0]!.map(\.classification) }
         if json {
             struct Report: Encodable { let series: [SeriesClassification]; let skipped: [FileFailure] }
             let encoder = JSONEncoder()

@@ -1,0 +1,53 @@
+import DICOM
+import Foundation
+import Testing
+@testable import Classification
+
+@Suite("Study context for pre/post contrast")
+struct StudyContextTests {
+    /// A series of one real T1 image with the given number, class and contrast agent.
+    static func series(_ number: Int, _ sequence: SequenceClass, agent: String? = nil, flipAngle: Double? = nil) throws -> StudyContext.Series {
+        let file = try #require(try DICOMFileDiscovery.files(in: [Paths.realData + "/dcm_qa_decubitus__S2_t1_fl2d_sag"]).first)
+        var header = try #require(try ImageHeader.read(from: file).first)
+        header.seriesNumber = number
+        header.seriesInstanceUID = "1.2.3.\(number)"
+        header.contrastBolusAgent = agent
+        if let flipAngle { header.flipAngle = flipAngle }
+        let vote = SeriesClassification.ModelVote(sequence: sequence, confidence: 0.6)
+        let classification = SeriesClassification(
+            studyInstanceUID: header.studyInstanceUID, seriesInstanceUID: header.seriesInstanceUID, seriesNumber: number,
+            seriesDescription: nil, images: 1, sequence: sequence, orientation: .sagittal, confidence: 0.6,
+            orientationSource: .geometry, forest: vote, rule: nil)
+        return .init(classification: classification, headers: [header])
+    }
+
+    @Test("T1 after a perfusion series is post-contrast, before it pre-contrast")
+    func afterPerfusion() throws {
+        let settled = StudyContext.settle([try Self.series(5, .t1Post), try Self.series(7, .perfusion),
+                                           try Self.series(9, .t13DPre), try Self.series(3, .flair)])
+        #expect(settled.map(\.sequence) == [.t1Pre, .perfusion, .t13DPost, .flair])
+        #expect(settled[2].rule == "study context: after perfusion series 7")
+        #expect(settled[3].rule == nil)
+    }
+
+    @Test("The first series naming a ContrastBolusAgent and everything after it is post-contrast")
+    func contrastAgent() throws {
+        let settled = StudyContext.settle([try Self.series(2, .vibePost), try Self.series(4, .vibePre, agent: "Gadovist"),
+                                           try Self.series(6, .t1Pre)])
+        #expect(settled.map(\.sequence) == [.vibePre, .vibePost, .t1Post])
+    }
+
+    @Test("Without evidence, the repeat of an identical T1 is post-contrast; different parameters are left alone")
+    func repeatedAcquisition() throws {
+        let settled = StudyContext.settle([try Self.series(8, .t1Pre), try Self.series(3, .t1Post),
+                                           try Self.series(5, .t1Post, flipAngle: 15)])
+        #expect(settled.map(\.sequence) == [.t1Post, .t1Pre, .t1Post])
+        #expect(settled[2].rule == nil, "a lone acquisition keeps the models' answer")
+    }
+
+    @Test("A study without T1 twins is unchanged")
+    func nothingToSettle() throws {
+        let study = [try Self.series(1, .scout), try Self.series(2, .dwi)]
+        #expect(StudyContext.settle(study) == study.map(\.classification))
+    }
+}
