@@ -1,4 +1,5 @@
 import DICOM
+import Foundation
 
 /// The token vocabularies of the multi-valued metadata attributes. Fixed when a model is
 /// trained and stored in its file, so that serving encodes exactly the columns the model saw.
@@ -16,6 +17,21 @@ public struct FeatureVocabulary: Codable, Sendable, Equatable {
         self.sequenceVariant = sequenceVariant
         self.scanOptions = scanOptions
         self.sequenceName = sequenceName
+    }
+
+    /// The metadata key under which dataset and model files keep the vocabulary (as JSON).
+    public static let metadataKey = "vocabulary"
+
+    /// The vocabulary stored in a dataset or model file's metadata; nil when absent or unreadable.
+    public init?(metadata: [String: String]) {
+        guard let json = metadata[Self.metadataKey],
+              let vocabulary = try? JSONDecoder().decode(FeatureVocabulary.self, from: Data(json.utf8)) else { return nil }
+        self = vocabulary
+    }
+
+    /// The JSON form stored under `metadataKey`.
+    public func metadataValue() throws -> String {
+        String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
     }
 
     /// The tokens seen in at least `minimumSeries` distinct series, sorted.

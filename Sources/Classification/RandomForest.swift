@@ -44,8 +44,7 @@ public struct RandomForest: Sendable {
             throw .wrongFormat(path: path, expected: "\(Self.format) v\(Self.version)", found: "\(format) v\(version)")
         }
         let decoder = JSONDecoder()
-        guard let vocabularyJSON = file.metadata["vocabulary"],
-              let vocabulary = try? decoder.decode(FeatureVocabulary.self, from: Data(vocabularyJSON.utf8)),
+        guard let vocabulary = FeatureVocabulary(metadata: file.metadata),
               let columnsJSON = file.metadata["columns"],
               let columns = try? decoder.decode([String].self, from: Data(columnsJSON.utf8)) else {
             throw .inconsistent(path: path, reason: "metadata lacks a readable vocabulary or column list")
@@ -138,7 +137,11 @@ public struct RandomForest: Sendable {
 
     /// The most probable class of one image (ties: the first in model order, as numpy's argmax).
     public func predict(_ header: ImageHeader) -> SequenceClass {
-        let p = probabilities(header)
-        return classes[p.indices.max { p[$0] < p[$1] } ?? 0]
+        mostProbable(probabilities(header))
+    }
+
+    /// The class of the largest probability (ties: the first in model order).
+    func mostProbable(_ probabilities: [Double]) -> SequenceClass {
+        classes[probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0]
     }
 }

@@ -43,7 +43,7 @@ public struct TrainingDataset {
         var metadata = extraMetadata
         metadata["format"] = Self.format
         metadata["columns"] = try json(features.columns)
-        metadata["vocabulary"] = try json(features.vocabulary)
+        metadata[FeatureVocabulary.metadataKey] = try features.vocabulary.metadataValue()
         metadata["sequences"] = try json(SequenceClass.allCases.map(\.rawValue))
         metadata["orientations"] = try json(Orientation.allCases.map(\.rawValue))
         metadata["series_uids"] = try json(series.map(\.seriesUID))

@@ -38,7 +38,7 @@ extension RandomForest {
         let votes = headers.map { header -> SequenceClass in
             let p = probabilities(header)
             for (index, value) in p.enumerated() { support[classes[index], default: 0] += value }
-            return classes[p.indices.max { p[$0] < p[$1] } ?? 0]
+            return mostProbable(p)
         }
         return Vote(votes, order: SequenceClass.allCases, support: support)
     }

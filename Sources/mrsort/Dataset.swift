@@ -58,11 +58,10 @@ struct Dataset: ParsableCommand {
         }
         let features: MetadataFeatures
         if let vocabulary {
-            let source = try SafeTensors(contentsOf: vocabulary)
-            guard let json = source.metadata["vocabulary"] else {
-                throw ValidationError("\(vocabulary) has no vocabulary")
+            guard let stored = FeatureVocabulary(metadata: try SafeTensors(contentsOf: vocabulary).metadata) else {
+                throw ValidationError("\(vocabulary) has no readable vocabulary")
             }
-            features = MetadataFeatures(vocabulary: try JSONDecoder().decode(FeatureVocabulary.self, from: Data(json.utf8)))
+            features = MetadataFeatures(vocabulary: stored)
         } else {
             features = MetadataFeatures(vocabulary: .build(from: dataset.images.map(\.header), minimumSeries: minimumSeries))
         }
