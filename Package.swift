@@ -4,7 +4,8 @@
 // Layers, bottom to top (lower layers never import higher ones):
 //   CDCMTK, CYAML, COpenBLAS  C shims and system modules
 //   DICOM                     reading, pixels and atomic rewriting of DICOM files
-//   Classification            taxonomy, metadata features, random forest
+//   Classification            taxonomy, metadata features, random forest, CNN, vote
+//   Agent                     config, watcher, series tracker, journal, actions
 //   mrsort                    the command
 import PackageDescription
 
@@ -15,9 +16,11 @@ let package = Package(
         .executable(name: "mrsort", targets: ["mrsort"]),
         .library(name: "DICOM", targets: ["DICOM"]),
         .library(name: "Classification", targets: ["Classification"]),
+        .library(name: "Agent", targets: ["Agent"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // DCMTK behind a plain C header. Debian's dcmtk.pc requires libsndfile and
@@ -36,18 +39,25 @@ let package = Package(
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "DICOM", dependencies: ["CDCMTK"]),
-        .target(name: "Classification", dependencies: ["DICOM"]),
+        .target(name: "Classification", dependencies: ["DICOM", "COpenBLAS"]),
+        .target(
+            name: "Agent",
+            dependencies: ["DICOM", "Classification", "CYAML", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "mrsort",
             dependencies: [
                 "DICOM",
                 "Classification",
+                "Agent",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "mrsort-benchmark", dependencies: ["DICOM", "Classification"], path: "benchmarks/mrsort-benchmark"),
         .testTarget(name: "DICOMTests", dependencies: ["DICOM"]),
         .testTarget(name: "ClassificationTests", dependencies: ["Classification", "DICOM"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Classification", "DICOM"]),
     ],
     cxxLanguageStandard: .cxx17
 )

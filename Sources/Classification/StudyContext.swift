@@ -13,7 +13,7 @@ import DICOM
 /// pre-contrast; the rule that decided is recorded in `SeriesClassification.rule`.
 public enum StudyContext {
     /// The series of one study, each with its images, as classified.
-    public struct Series {
+    public struct Series: Sendable {
         public var classification: SeriesClassification
         public var headers: [ImageHeader]
 

@@ -93,7 +93,8 @@ public struct AtomicRewrite: Sendable {
         }
     }
 
-    static func temporaryPath(for path: String) -> String {
+    /// A hidden name beside `path` (same directory, so the same file system) that watchers ignore.
+    public static func temporaryPath(for path: String) -> String {
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { String(path[...$0]) } ?? ""
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path

@@ -1,11 +1,11 @@
 import ArgumentParser
 
 @main
-struct MRSort: ParsableCommand {
+struct MRSort: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mrsort",
         abstract: "Classify brain MRI DICOM series and route them.",
         version: "0.1.0",
-        subcommands: [Inspect.self, Classify.self, Dataset.self]
+        subcommands: [Inspect.self, Classify.self, Dataset.self, Watch.self, CheckConfig.self, Status.self, Relabel.self]
     )
 }

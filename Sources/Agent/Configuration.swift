@@ -1,0 +1,133 @@
+import Classification
+import Foundation
+import Logging
+
+/// The agent's configuration file (`/etc/mrsort/mrsort.yaml`): global settings and folder rules.
+public struct AgentConfiguration: Sendable {
+    /// The packaged location.
+    public static let defaultPath = "/etc/mrsort/mrsort.yaml"
+
+    /// Journal, audit log, series decisions and status.
+    public var stateDirectory: String
+    /// Folder with the model files; nil: the shipped models (`ModelDirectory.locate()`).
+    public var models: String?
+    public var logLevel: Logger.Level
+    /// Series classified at the same time.
+    public var workerThreads: Int
+    /// Full rescan interval: network mounts send no inotify events.
+    public var rescanSeconds: Double
+    public var rules: [FolderRule]
+
+    /// Every folder the agent reads or writes, for `ReadWritePaths=` and for checks.
+    public var folders: [String] {
+        var result = [stateDirectory]
+        for rule in rules {
+            result += rule.watch
+            result += [rule.output, rule.review, rule.quarantine].compactMap { $0 }
+            result += rule.triggers.compactMap(\.inbox)
+        }
+        var seen = Set<String>()
+        return result.filter { seen.insert($0).inserted }
+    }
+}
+
+/// What the agent does with the files of one set of drop folders.
+public struct FolderRule: Sendable {
+    public var name: String
+    /// Drop folders (absolute).
+    public var watch: [String]
+    public var recursive: Bool
+    /// A series is quiescent after this long without a new or changed file.
+    public var quietSeconds: Double
+    public var action: Action
+    /// Root of the sorted layout (move/copy).
+    public var output: String?
+    /// Path of each file under `output` (and under `review`).
+    public var layout: PathTemplate
+    /// New SeriesDescription (rewrite).
+    public var description: PathTemplate
+    /// Series below this confidence go to `review`.
+    public var minimumConfidence: Double
+    public var review: String?
+    /// Files that cannot be handled, each with a `.reason` file.
+    public var quarantine: String
+    public var duplicates: DuplicatePolicy
+    public var triggers: [StudyTrigger]
+
+    /// What is done to the files of a classified series.
+    public struct Action: Sendable, Equatable, CustomStringConvertible {
+        /// SeriesDescription rewritten from the description template.
+        public var rewrite: Bool
+        /// Where the files go afterwards; nil: they stay where they are.
+        public var delivery: Delivery?
+
+        public enum Delivery: String, Sendable {
+            case move, copy
+        }
+
+        public init(rewrite: Bool, delivery: Delivery?) {
+            self.rewrite = rewrite
+            self.delivery = delivery
+        }
+
+        /// `rewrite`, `move`, `copy`, `rewrite+move`, `rewrite+copy`.
+        public init?(_ text: String) {
+            switch text {
+            case "rewrite": self.init(rewrite: true, delivery: nil)
+            case "move": self.init(rewrite: false, delivery: .move)
+            case "copy": self.init(rewrite: false, delivery: .copy)
+            case "rewrite+move": self.init(rewrite: true, delivery: .move)
+            case "rewrite+copy": self.init(rewrite: true, delivery: .copy)
+            default: return nil
+            }
+        }
+
+        public var description: String {
+            switch (rewrite, delivery) {
+            case (true, nil): "rewrite"
+            case (true, let delivery?): "rewrite+" + delivery.rawValue
+            case (false, let delivery?): delivery.rawValue
+            case (false, nil): "none"
+            }
+        }
+    }
+}
+
+/// What happens when a file's destination already exists.
+public enum DuplicatePolicy: String, Sendable, CaseIterable {
+    /// The existing file stays; the incoming one goes to quarantine with the reason.
+    case skip
+    /// The incoming file is written beside it under a numbered name (`name~1.dcm`).
+    case keepBoth = "keep-both"
+    /// Byte-identical: the incoming copy is redundant (a move removes it); different: keep both.
+    case replaceIdentical = "replace-identical"
+}
+
+/// A downstream pipeline started once per study when the study holds the named classes.
+public struct StudyTrigger: Sendable {
+    public var name: String
+    public var requires: Set<SequenceClass>
+    /// The study must have been quiet this long.
+    public var quietSeconds: Double
+    /// argv (no shell); the study folder and the manifest path are appended.
+    public var command: [String]?
+    /// Folder that receives `<StudyInstanceUID>.json` manifests.
+    public var inbox: String?
+}
+
+/// Everything wrong with a configuration file, each problem with its line and column.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var file: String
+    public var problems: [Problem]
+
+    public struct Problem: Sendable, Equatable, CustomStringConvertible {
+        public var at: SourceLocation
+        public var message: String
+
+        public var description: String { "\(at): \(message)" }
+    }
+
+    public var description: String {
+        problems.map { "\(file):\($0)" }.joined(separator: "\n")
+    }
+}

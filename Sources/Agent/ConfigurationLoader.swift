@@ -1,0 +1,313 @@
+import Classification
+import Foundation
+import Logging
+
+extension AgentConfiguration {
+    /// Reads, decodes and validates a configuration file.
+    ///
+    /// - Parameter checkFolders: whether watched folders must exist (off for tests that only parse).
+    /// - Throws: `ConfigurationError` listing every problem found, each with line and column.
+    public static func load(contentsOf path: String, checkFolders: Bool = true) throws(ConfigurationError) -> AgentConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(file: path, problems: [.init(at: .init(line: 1, column: 1), message: "cannot read the file: \(error.localizedDescription)")])
+        }
+        return try parse(text, file: path, checkFolders: checkFolders)
+    }
+
+    /// Decodes and validates configuration text; `file` names it in errors.
+    public static func parse(_ text: String, file: String, checkFolders: Bool = true) throws(ConfigurationError) -> AgentConfiguration {
+        let root: YAMLNode
+        do {
+            root = try YAMLNode.parse(text)
+        } catch {
+            throw ConfigurationError(file: file, problems: [.init(at: error.at, message: error.message)])
+        }
+        var decoder = ConfigurationDecoder()
+        let configuration = decoder.decode(root)
+        if let configuration, decoder.problems.isEmpty {
+            decoder.validate(configuration, checkFolders: checkFolders)
+        }
+        guard let configuration, decoder.problems.isEmpty else {
+            throw ConfigurationError(file: file, problems: decoder.problems)
+        }
+        return configuration
+    }
+}
+
+/// Walks the YAML tree, collecting every problem rather than stopping at the first.
+struct ConfigurationDecoder {
+    var problems: [ConfigurationError.Problem] = []
+    /// Where each folder was written, for the semantic checks' messages.
+    private var folderLocations: [String: SourceLocation] = [:]
+    private var ruleLocations: [SourceLocation] = []
+
+    mutating func problem(_ at: SourceLocation, _ message: String) {
+        problems.append(.init(at: at, message: message))
+    }
+
+    mutating func decode(_ root: YAMLNode) -> AgentConfiguration? {
+        guard let fields = mapping(root, keys: ["state_directory", "models", "log_level", "worker_threads", "rescan_seconds", "rules"], context: "the configuration") else {
+            return nil
+        }
+        let stateDirectory = fields["state_directory"].flatMap { folder($0, "state_directory") } ?? "/var/lib/mrsort/state"
+        let models = fields["models"].flatMap { folder($0, "models") }
+        var logLevel = Logger.Level.info
+        if let node = fields["log_level"], let text = string(node, "log_level") {
+            if let level = Logger.Level(rawValue: text) { logLevel = level } else {
+                problem(node.location, "log_level: unknown level \"\(text)\"; one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+        }
+        let workerThreads = fields["worker_threads"].flatMap { integer($0, "worker_threads", range: 1...64) } ?? 2
+        let rescanSeconds = fields["rescan_seconds"].flatMap { number($0, "rescan_seconds", range: 1...86_400) } ?? 300
+        var rules: [FolderRule] = []
+        if let node = fields["rules"] {
+            if case .sequence(let items, _) = node {
+                for item in items {
+                    ruleLocations.append(item.location)
+                    if let rule = decodeRule(item) { rules.append(rule) }
+                }
+                if items.isEmpty { problem(node.location, "rules: at least one rule is needed") }
+            } else {
+                problem(node.location, "rules: expected a list of rules, found \(node.kind)")
+            }
+        } else {
+            problem(root.location, "missing key \"rules\"")
+        }
+        return AgentConfiguration(
+            stateDirectory: stateDirectory, models: models, logLevel: logLevel, workerThreads: workerThreads,
+            rescanSeconds: rescanSeconds, rules: rules
+        )
+    }
+
+    private mutating func decodeRule(_ node: YAMLNode) -> FolderRule? {
+        let keys = ["name", "watch", "recursive", "quiet_seconds", "action", "output", "layout", "description",
+                    "minimum_confidence", "review", "quarantine", "duplicates", "triggers"]
+        guard let fields = mapping(node, keys: keys, context: "a rule") else { return nil }
+        let before = problems.count
+        let name = required(fields, "name", in: node).flatMap { string($0, "name") } ?? "?"
+        var watch: [String] = []
+        if let node = required(fields, "watch", in: node) {
+            switch node {
+            case .scalar: watch = folder(node, "watch").map { [$0] } ?? []
+            case .sequence(let items, _):
+                watch = items.compactMap { folder($0, "watch") }
+                if items.isEmpty { problem(node.location, "watch: at least one folder is needed") }
+            case .mapping: problem(node.location, "watch: expected a folder or a list of folders, found a mapping")
+            }
+        }
+        let recursive = fields["recursive"].flatMap { boolean($0, "recursive") } ?? true
+        let quietSeconds = fields["quiet_seconds"].flatMap { number($0, "quiet_seconds", range: 0...86_400) } ?? 30
+        var action = FolderRule.Action(rewrite: false, delivery: .move)
+        if let node = required(fields, "action", in: node), let text = string(node, "action") {
+            if let parsed = FolderRule.Action(text) { action = parsed } else {
+                problem(node.location, "action: unknown action \"\(text)\"; one of rewrite, move, copy, rewrite+move, rewrite+copy")
+            }
+        }
+        let output = fields["output"].flatMap { folder($0, "output") }
+        if action.delivery != nil, output == nil {
+            problem(node.location, "rule \"\(name)\": action \(action) needs an output folder")
+        }
+        let layout = template(fields["layout"], "layout")
+            ?? (try? PathTemplate("{PatientID}/{StudyDate}_{AccessionNumber}/{SeriesNumber}_{sequence}_{orientation}/{SOPInstanceUID}.dcm"))
+        let description = template(fields["description"], "description") ?? (try? PathTemplate("{sequence} {orientation}"))
+        let minimumConfidence = fields["minimum_confidence"].flatMap { number($0, "minimum_confidence", range: 0...1) } ?? 0
+        let review = fields["review"].flatMap { folder($0, "review") }
+        if minimumConfidence > 0, review == nil {
+            problem(node.location, "rule \"\(name)\": minimum_confidence needs a review folder")
+        }
+        let quarantine = required(fields, "quarantine", in: node).flatMap { folder($0, "quarantine") }
+        var duplicates = DuplicatePolicy.replaceIdentical
+        if let node = fields["duplicates"], let text = string(node, "duplicates") {
+            if let policy = DuplicatePolicy(rawValue: text) { duplicates = policy } else {
+                problem(node.location, "duplicates: unknown policy \"\(text)\"; one of " + DuplicatePolicy.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+        }
+        var triggers: [StudyTrigger] = []
+        if let node = fields["triggers"] {
+            if case .sequence(let items, _) = node {
+                triggers = items.compactMap { decodeTrigger($0) }
+            } else {
+                problem(node.location, "triggers: expected a list, found \(node.kind)")
+            }
+        }
+        guard problems.count == before, let layout, let description, let quarantine else { return nil }
+        return FolderRule(
+            name: name, watch: watch, recursive: recursive, quietSeconds: quietSeconds, action: action, output: output,
+            layout: layout, description: description, minimumConfidence: minimumConfidence, review: review,
+            quarantine: quarantine, duplicates: duplicates, triggers: triggers
+        )
+    }
+
+    private mutating func decodeTrigger(_ node: YAMLNode) -> StudyTrigger? {
+        guard let fields = mapping(node, keys: ["name", "requires", "quiet_seconds", "command", "inbox"], context: "a trigger") else { return nil }
+        let before = problems.count
+        let name = required(fields, "name", in: node).flatMap { string($0, "name") } ?? "?"
+        var requires = Set<SequenceClass>()
+        if let list = required(fields, "requires", in: node) {
+            for item in strings(list, "requires") {
+                if let value = SequenceClass(rawValue: item.value) { requires.insert(value) } else {
+                    problem(item.at, "requires: unknown sequence class \"\(item.value)\"")
+                }
+            }
+        }
+        let quietSeconds = fields["quiet_seconds"].flatMap { number($0, "quiet_seconds", range: 0...604_800) } ?? 300
+        let command = fields["command"].map { strings($0, "command").map(\.value) }
+        if let command, command.isEmpty, let node = fields["command"] { problem(node.location, "command: the argv list is empty") }
+        if let command, let first = command.first, !first.hasPrefix("/"), let node = fields["command"] {
+            problem(node.location, "command: \"\(first)\" must be an absolute path (no shell, no PATH lookup)")
+        }
+        let inbox = fields["inbox"].flatMap { folder($0, "inbox") }
+        if command == nil, inbox == nil { problem(node.location, "trigger \"\(name)\": needs a command, an inbox or both") }
+        guard problems.count == before else { return nil }
+        return StudyTrigger(name: name, requires: requires, quietSeconds: quietSeconds, command: command, inbox: inbox)
+    }
+
+    // MARK: Semantic checks
+
+    mutating func validate(_ configuration: AgentConfiguration, checkFolders: Bool) {
+        let watched = configuration.rules.enumerated().flatMap { index, rule in rule.watch.map { (folder: $0, rule: index) } }
+        let written = configuration.rules.enumerated().flatMap { index, rule in
+            [rule.output, rule.review, rule.quarantine].compactMap { $0 }.map { (folder: $0, rule: index) }
+        } + [(folder: configuration.stateDirectory, rule: -1)]
+        for (index, rule) in configuration.rules.enumerated() {
+            let at = ruleLocations.indices.contains(index) ? ruleLocations[index] : SourceLocation(line: 1, column: 1)
+            if checkFolders {
+                for folder in rule.watch {
+                    var isDirectory: ObjCBool = false
+                    if !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
+                        problem(folderLocations[folder] ?? at, "watch: folder \(folder) does not exist")
+                    } else if !isDirectory.boolValue {
+                        problem(folderLocations[folder] ?? at, "watch: \(folder) is not a folder")
+                    }
+                }
+            }
+            for folder in rule.watch {
+                // Sorted files would be picked up again and sorted forever.
+                for target in written where Self.contains(folder, target.folder) || Self.contains(target.folder, folder) {
+                    problem(folderLocations[folder] ?? at, "rule \"\(rule.name)\": watched folder \(folder) overlaps the output, review, quarantine or state folder \(target.folder)")
+                }
+                for other in watched where other.rule != index && (other.folder == folder
+                    || (configuration.rules[other.rule].recursive && Self.contains(other.folder, folder))) {
+                    problem(folderLocations[folder] ?? at, "rule \"\(rule.name)\": watched folder \(folder) is also watched by rule \"\(configuration.rules[other.rule].name)\" (\(other.folder))")
+                }
+            }
+        }
+        var names = Set<String>()
+        for (index, rule) in configuration.rules.enumerated() where !names.insert(rule.name).inserted {
+            problem(ruleLocations.indices.contains(index) ? ruleLocations[index] : .init(line: 1, column: 1), "rule name \"\(rule.name)\" is used twice")
+        }
+    }
+
+    /// Whether `inner` is `outer` or lies below it.
+    static func contains(_ outer: String, _ inner: String) -> Bool {
+        let outer = outer.hasSuffix("/") ? String(outer.dropLast()) : outer
+        return inner == outer || inner.hasPrefix(outer + "/")
+    }
+
+    // MARK: Typed values
+
+    private mutating func mapping(_ node: YAMLNode, keys: [String], context: String) -> [String: YAMLNode]? {
+        guard case .mapping(let pairs, _) = node else {
+            problem(node.location, "\(context): expected a mapping, found \(node.kind)")
+            return nil
+        }
+        var result: [String: YAMLNode] = [:]
+        for (key, value) in pairs {
+            guard case .scalar(let name, _, _) = key else {
+                problem(key.location, "\(context): keys must be plain names")
+                continue
+            }
+            if !keys.contains(name) {
+                problem(key.location, "unknown key \"\(name)\" in \(context); known keys: " + keys.joined(separator: ", "))
+            } else if result[name] != nil {
+                problem(key.location, "key \"\(name)\" appears twice in \(context)")
+            } else {
+                result[name] = value
+            }
+        }
+        return result
+    }
+
+    private mutating func required(_ fields: [String: YAMLNode], _ key: String, in node: YAMLNode) -> YAMLNode? {
+        if let value = fields[key] { return value }
+        problem(node.location, "missing key \"\(key)\"")
+        return nil
+    }
+
+    private mutating func string(_ node: YAMLNode, _ key: String) -> String? {
+        guard case .scalar(let text, _, _) = node else {
+            problem(node.location, "\(key): expected a scalar, found \(node.kind)")
+            return nil
+        }
+        return text
+    }
+
+    private mutating func strings(_ node: YAMLNode, _ key: String) -> [(value: String, at: SourceLocation)] {
+        guard case .sequence(let items, _) = node else {
+            problem(node.location, "\(key): expected a list, found \(node.kind)")
+            return []
+        }
+        return items.compactMap { item in string(item, key).map { ($0, item.location) } }
+    }
+
+    private mutating func folder(_ node: YAMLNode, _ key: String) -> String? {
+        guard let text = string(node, key) else { return nil }
+        guard text.hasPrefix("/") else {
+            problem(node.location, "\(key): \"\(text)\" must be an absolute path")
+            return nil
+        }
+        let normalised = URL(fileURLWithPath: text).standardized.path
+        if folderLocations[normalised] == nil { folderLocations[normalised] = node.location }
+        return normalised
+    }
+
+    private mutating func number(_ node: YAMLNode, _ key: String, range: ClosedRange<Double>) -> Double? {
+        guard let text = string(node, key) else { return nil }
+        guard let value = Double(text), value.isFinite else {
+            problem(node.location, "\(key): expected a number, found \"\(text)\"")
+            return nil
+        }
+        guard range.contains(value) else {
+            problem(node.location, "\(key): \(text) is outside \(range.lowerBound.formatted())…\(range.upperBound.formatted())")
+            return nil
+        }
+        return value
+    }
+
+    private mutating func integer(_ node: YAMLNode, _ key: String, range: ClosedRange<Int>) -> Int? {
+        guard let text = string(node, key) else { return nil }
+        guard let value = Int(text) else {
+            problem(node.location, "\(key): expected a whole number, found \"\(text)\"")
+            return nil
+        }
+        guard range.contains(value) else {
+            problem(node.location, "\(key): \(value) is outside \(range.lowerBound)…\(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    private mutating func boolean(_ node: YAMLNode, _ key: String) -> Bool? {
+        guard let text = string(node, key) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default:
+            problem(node.location, "\(key): expected true or false, found \"\(text)\"")
+            return nil
+        }
+    }
+
+    private mutating func template(_ node: YAMLNode?, _ key: String) -> PathTemplate? {
+        guard let node, let text = string(node, key) else { return nil }
+        do {
+            return try PathTemplate(text)
+        } catch {
+            problem(node.location, "\(key): \(error.reason)")
+            return nil
+        }
+    }
+}

@@ -1,0 +1,171 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import DICOM
+import Foundation
+
+/// Puts files where a rule says, through the journal, so that a crash at any instant leaves every
+/// file in exactly one complete place (or, for a copy, in its source and at most one destination).
+///
+/// A move on one file system is a hard link to the destination followed by the source's removal;
+/// across file systems (or where links are refused) it is a copy to a hidden temporary beside the
+/// destination, fsync, byte-for-byte verification, link into place, then the source's removal.
+/// The destination appears only by `link`, which never replaces an existing file.
+public struct FileDelivery: Sendable {
+    public let journal: Journal
+
+    public init(journal: Journal) {
+        self.journal = journal
+    }
+
+    /// What became of one file.
+    public enum Outcome: Sendable, Equatable {
+        /// Written to this path.
+        case delivered(String)
+        /// The same bytes were already at this path; a move removed the source.
+        case alreadyThere(String)
+        /// A different file holds the destination and the policy keeps it; nothing was written.
+        case collision(existing: String)
+    }
+
+    /// Delivers `source` to `destination` by `mode`, applying `rewrite` to the delivered copy.
+    public func deliver(
+        _ source: String, to destination: String, mode: FolderRule.Action.Delivery,
+        rewrite: AtomicRewrite? = nil, duplicates: DuplicatePolicy
+    ) throws(DeliveryError) -> Outcome {
+        let directory = (destination as NSString).deletingLastPathComponent
+        do {
+            try FileSystem.createDirectory(directory)
+        } catch {
+            throw .fileSystem(error)
+        }
+        var candidate = destination
+        var attempt = 0
+        while true {
+            if FileSystem.exists(candidate) {
+                let identical = rewrite == nil && ((try? FileSystem.sameContent(source, candidate)) ?? false)
+                if identical, duplicates != .skip {
+                    if mode == .move { try remove(source) }
+                    return .alreadyThere(candidate)
+                }
+                guard duplicates == .keepBoth else { return .collision(existing: candidate) }
+                attempt += 1
+                candidate = Self.numbered(destination, attempt)
+                continue
+            }
+            if try place(source, at: candidate, mode: mode, rewrite: rewrite) { return .delivered(candidate) }
+            // Someone else created the destination between the check and the link: look again.
+        }
+    }
+
+    /// Rewrites `path` in place under a journal intent.
+    public func rewriteInPlace(_ path: String, rewrite: AtomicRewrite) throws(DeliveryError) {
+        let intent: Journal.Intent
+        do {
+            intent = try journal.begin(.rewrite, source: path)
+        } catch {
+            throw .fileSystem(error)
+        }
+        do {
+            try rewrite.apply(to: path)
+        } catch {
+            try? journal.finish(intent)
+            throw .dicom(error)
+        }
+        do {
+            try journal.finish(intent)
+        } catch {
+            throw .fileSystem(error)
+        }
+    }
+
+    /// One attempt at the destination; false when it appeared meanwhile (nothing changed then).
+    private func place(_ source: String, at destination: String, mode: FolderRule.Action.Delivery, rewrite: AtomicRewrite?) throws(DeliveryError) -> Bool {
+        let temporary = AtomicRewrite.temporaryPath(for: destination)
+        let intent: Journal.Intent
+        do {
+            intent = try journal.begin(mode == .move ? .move : .copy, source: source, destination: destination, temporary: temporary)
+        } catch {
+            throw .fileSystem(error)
+        }
+        var linked = false
+        if mode == .move, rewrite == nil {
+            if link(source, destination) == 0 {
+                linked = true
+            } else if errno == EEXIST {
+                try? journal.finish(intent)
+                return false
+            } else if ![EXDEV, EPERM, ENOTSUP, EMLINK, EOPNOTSUPP].contains(errno) {
+                let error = FileSystemError(path: destination, operation: "link from \(source)", code: errno)
+                try? journal.finish(intent)
+                throw .fileSystem(error)
+            }
+        }
+        do {
+            if !linked {
+                try FileSystem.copyVerified(source, to: temporary)
+                if let rewrite {
+                    do {
+                        try rewrite.apply(to: temporary)
+                    } catch {
+                        try? FileSystem.remove(temporary)
+                        try? journal.finish(intent)
+                        throw DeliveryError.dicom(error)
+                    }
+                }
+                if link(temporary, destination) != 0 {
+                    let code = errno
+                    try FileSystem.remove(temporary)
+                    try? journal.finish(intent)
+                    if code == EEXIST { return false }
+                    throw DeliveryError.fileSystem(FileSystemError(path: destination, operation: "link", code: code))
+                }
+                try FileSystem.remove(temporary)
+            } else {
+                try FileSystem.syncDirectory((destination as NSString).deletingLastPathComponent)
+            }
+            if mode == .move { try FileSystem.remove(source) }
+            try journal.finish(intent)
+        } catch let error as DeliveryError {
+            throw error
+        } catch let error as FileSystemError {
+            // The intent stays open: recovery decides from what is on disk.
+            throw .fileSystem(error)
+        } catch {
+            throw .fileSystem(FileSystemError(path: destination, operation: "deliver", reason: "\(error)"))
+        }
+        return true
+    }
+
+    private func remove(_ path: String) throws(DeliveryError) {
+        do {
+            try FileSystem.remove(path)
+        } catch {
+            throw .fileSystem(error)
+        }
+    }
+
+    /// `name~N.ext` beside `path`.
+    static func numbered(_ path: String, _ number: Int) -> String {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        let stem = url.deletingPathExtension().lastPathComponent
+        let name = ext.isEmpty ? "\(stem)~\(number)" : "\(stem)~\(number).\(ext)"
+        return url.deletingLastPathComponent().appendingPathComponent(name).path
+    }
+}
+
+/// Why a file could not be delivered; the source is always left in place.
+public enum DeliveryError: Error, Sendable, CustomStringConvertible {
+    case fileSystem(FileSystemError)
+    case dicom(DICOMError)
+
+    public var description: String {
+        switch self {
+        case .fileSystem(let error): error.description
+        case .dicom(let error): error.description
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Classification
+import DICOM
+import Foundation
+
+/// One file of a series as the tracker saw it.
+public struct TrackedFile: Sendable {
+    public var path: String
+    public var stamp: FileSystem.Stamp
+    /// One header per frame.
+    public var headers: [ImageHeader]
+}
+
+/// Carries out a rule for one quiescent series: classification (unless the series was already
+/// decided), then the rule's action for every file, each step journaled, each file audited.
+struct SeriesHandler: Sendable {
+    let rule: FolderRule
+    let delivery: FileDelivery
+    let audit: JSONLinesLog<AuditRecord>
+
+    /// What became of the series.
+    struct Result: Sendable {
+        var decision: SeriesDecision
+        /// Files written somewhere or otherwise done with (no rescan should handle them again).
+        var handled: [String: FileSystem.Stamp?]
+        var delivered = 0
+        var quarantined = 0
+        var errors = 0
+    }
+
+    /// - Parameters:
+    ///   - decided: the classification of a series handled before (late files), else nil.
+    ///   - classify: the classifier, applied to all headers of the series when `decided` is nil.
+    func handle(_ files: [TrackedFile], decided: SeriesDecision?, classify: ([ImageHeader]) -> SeriesClassification?) -> Result? {
+        let headers = files.flatMap(\.headers)
+        guard let classification = decided?.classification ?? classify(headers) else { return nil }
+        let review = decided?.review ?? (rule.minimumConfidence > 0 && classification.confidence < rule.minimumConfidence)
+        var result = Result(
+            decision: SeriesDecision(time: Date(), rule: rule.name, classification: classification, folders: decided?.folders ?? [],
+                                     correctedBy: decided?.correctedBy, review: review),
+            handled: [:]
+        )
+        var folders = Set(result.decision.folders)
+        for file in files.sorted(by: { $0.path < $1.path }) {
+            guard let header = file.headers.first else { continue }
+            let values = TemplateValues(header: header, sequence: classification.sequence, orientation: classification.orientation,
+                                        confidence: classification.confidence)
+            var record = AuditRecord(
+                time: Date(), rule: rule.name, file: file.path, study: header.studyInstanceUID, series: header.seriesInstanceUID,
+                sequence: classification.sequence, orientation: classification.orientation, confidence: classification.confidence,
+                forest: classification.forest, action: "", destination: nil, reason: classification.rule
+            )
+            do {
+                let outcome = try act(on: file, header: header, values: values, review: review, record: &record)
+                switch outcome {
+                case .done(let destination):
+                    if let destination { folders.insert((destination as NSString).deletingLastPathComponent) }
+                    result.delivered += 1
+                    record.sourceStamp = FileSystem.stamp(file.path)
+                    result.handled[file.path] = record.sourceStamp
+                case .quarantined:
+                    result.quarantined += 1
+                    result.handled[file.path] = .some(nil)
+                }
+            } catch {
+                // The file stays where it is and is tried again at the next rescan.
+                record.action = "error"
+                record.reason = error.description
+                result.errors += 1
+            }
+            try? audit.append(record)
+        }
+        result.decision.folders = folders.sorted()
+        if review, let folder = result.decision.folders.first {
+            writeReviewNote(result.decision, into: folder)
+        }
+        return result
+    }
+
+    private enum FileOutcome {
+        case done(destination: String?)
+        case quarantined
+    }
+
+    private func act(on file: TrackedFile, header: ImageHeader, values: TemplateValues, review: Bool, record: inout AuditRecord) throws(DeliveryError) -> FileOutcome {
+        let relative = rule.layout.relativePath(values)
+        if review, let folder = rule.review {
+            // Below the threshold: a person decides; nothing is rewritten.
+            record.action = "review"
+            return try deliver(file, to: folder + "/" + relative, mode: rule.action.delivery ?? .copy, rewrite: nil, record: &record)
+        }
+        let description = rule.description.text(values)
+        let rewrite = rule.action.rewrite && header.seriesDescription != description
+            ? AtomicRewrite(changes: [.seriesDescription: description]) : nil
+        guard let mode = rule.action.delivery, let output = rule.output else {
+            record.action = "rewrite"
+            if let rewrite { try delivery.rewriteInPlace(file.path, rewrite: rewrite) }
+            record.destination = file.path
+            return .done(destination: nil)
+        }
+        record.action = (rule.action.rewrite ? "rewrite+" : "") + mode.rawValue
+        return try deliver(file, to: output + "/" + relative, mode: mode, rewrite: rewrite, record: &record)
+    }
+
+    private func deliver(_ file: TrackedFile, to destination: String, mode: FolderRule.Action.Delivery, rewrite: AtomicRewrite?, record: inout AuditRecord) throws(DeliveryError) -> FileOutcome {
+        switch try delivery.deliver(file.path, to: destination, mode: mode, rewrite: rewrite, duplicates: rule.duplicates) {
+        case .delivered(let path):
+            record.destination = path
+            return .done(destination: path)
+        case .alreadyThere(let path):
+            record.destination = path
+            record.reason = "identical file already at the destination"
+            return .done(destination: path)
+        case .collision(let existing):
+            let reason = "a different file already holds \(existing) (duplicates: \(rule.duplicates.rawValue))"
+            record.action = "duplicate"
+            record.reason = reason
+            guard mode == .move else { return .done(destination: nil) }
+            let place = try Quarantine(folder: rule.quarantine, delivery: delivery).isolate(file.path, reason: reason)
+            record.destination = place
+            return .quarantined
+        }
+    }
+
+    private func writeReviewNote(_ decision: SeriesDecision, into folder: String) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        guard let data = try? encoder.encode(decision) else { return }
+        try? FileSystem.writeAtomically(data, to: folder + "/mrsort-classification.json")
+    }
+}
+
+/// Sets files aside that cannot be handled, each with a `.reason` file beside it.
+struct Quarantine: Sendable {
+    let folder: String
+    let delivery: FileDelivery
+
+    /// Moves `path` into the quarantine folder (a numbered name if taken) and writes the reason
+    /// first, so that a file is never in quarantine without one. Returns the new path.
+    func isolate(_ path: String, reason: String) throws(DeliveryError) -> String {
+        let name = (path as NSString).lastPathComponent
+        let day = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withFullDate])
+        var target = folder + "/" + day + "/" + name
+        var number = 0
+        while FileSystem.exists(target) || FileSystem.exists(target + ".reason") {
+            number += 1
+            target = FileDelivery.numbered(folder + "/" + day + "/" + name, number)
+        }
+        do {
+            try FileSystem.createDirectory(folder + "/" + day)
+            let note = "file: \(path)\ntime: \(ISO8601DateFormatter().string(from: Date()))\nreason: \(reason)\n"
+            try FileSystem.writeAtomically(Data(note.utf8), to: target + ".reason")
+        } catch {
+            throw .fileSystem(error)
+        }
+        switch try delivery.deliver(path, to: target, mode: .move, duplicates: .keepBoth) {
+        case .delivered(let place), .alreadyThere(let place), .collision(let place): return place
+        }
+    }
+}

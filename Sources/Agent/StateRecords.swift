@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Classification
+import Foundation
+import Synchronization
+
+/// An append-only file of JSON lines (audit log, series decisions, triggers, corrections).
+/// Each record is one `write` of a whole line to an `O_APPEND` descriptor, then fsync'd.
+public final class JSONLinesLog<Record: Codable & Sendable>: Sendable {
+    public let path: String
+    private let fd: Mutex<Int32>
+
+    public init(path: String) throws(FileSystemError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw FileSystemError(path: path, operation: "open", code: errno) }
+        self.path = path
+        self.fd = Mutex(fd)
+    }
+
+    deinit {
+        fd.withLock { _ = close($0) }
+    }
+
+    public func append(_ record: Record) throws(FileSystemError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        guard var data = try? encoder.encode(record) else {
+            throw FileSystemError(path: path, operation: "encode record", reason: "not encodable")
+        }
+        data.append(0x0A)
+        let failure: FileSystemError? = fd.withLock { fd in
+            let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == data.count else { return FileSystemError(path: path, operation: "append", code: errno) }
+            guard fsync(fd) == 0 else { return FileSystemError(path: path, operation: "fsync", code: errno) }
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    /// Every record that decodes (a line torn by a crash does not, and is skipped).
+    public static func read(_ path: String) -> [Record] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        let decoder = JSONDecoder.iso8601
+        return data.split(separator: 0x0A).compactMap { try? decoder.decode(Record.self, from: Data($0)) }
+    }
+}
+
+/// One decision about one file, as the audit log keeps it.
+public struct AuditRecord: Codable, Sendable, Equatable {
+    public var time: Date
+    public var rule: String
+    public var file: String
+    public var study: String?
+    public var series: String?
+    public var sequence: SequenceClass?
+    public var orientation: Orientation?
+    public var confidence: Double?
+    /// The metadata forest's series vote.
+    public var forest: SeriesClassification.ModelVote?
+    /// What was done: `move`, `copy`, `rewrite`, `review`, `quarantine`, `duplicate`, `error`, `relabel`.
+    public var action: String
+    /// Where the file is now, when it was written somewhere.
+    public var destination: String?
+    public var reason: String?
+    /// Size and time of the file left at `file` (copy and rewrite keep it), so that a rescan
+    /// does not handle it twice.
+    public var sourceStamp: FileSystem.Stamp?
+}
+
+/// The classification of a handled series, kept so that late files are handled the same way,
+/// for study triggers, `mrsort status` and `mrsort relabel`.
+public struct SeriesDecision: Codable, Sendable, Equatable {
+    public var time: Date
+    public var rule: String
+    public var classification: SeriesClassification
+    /// Folders the series' files went to.
+    public var folders: [String]
+    /// Set when a person corrected the classification.
+    public var correctedBy: String?
+    /// Whether the series was routed to review.
+    public var review: Bool
+}
+
+/// A study trigger that fired.
+public struct TriggerRecord: Codable, Sendable, Equatable {
+    public var time: Date
+    public var study: String
+    public var trigger: String
+    public var rule: String
+    public var manifest: String?
+    public var exitStatus: Int32?
+    public var error: String?
+}
+
+/// A correction requested by `mrsort relabel`, picked up by the running agent.
+public struct RelabelRequest: Codable, Sendable, Equatable {
+    public var series: String
+    public var sequence: SequenceClass
+    public var orientation: Orientation?
+    public var requestedBy: String
+    public var time: Date
+
+    public init(series: String, sequence: SequenceClass, orientation: Orientation?, requestedBy: String, time: Date) {
+        self.series = series
+        self.sequence = sequence
+        self.orientation = orientation
+        self.requestedBy = requestedBy
+        self.time = time
+    }
+}
+
+/// What `mrsort status` shows: written by the agent every few seconds.
+public struct AgentStatus: Codable, Sendable {
+    public struct Pending: Codable, Sendable {
+        public var study: String
+        public var series: String
+        public var seriesNumber: Int?
+        public var files: Int
+        public var quietFor: Double
+        public var rule: String
+    }
+
+    public struct Counters: Codable, Sendable, Equatable {
+        public var filesSeen = 0
+        public var seriesClassified = 0
+        public var filesDelivered = 0
+        public var quarantined = 0
+        public var review = 0
+        public var triggers = 0
+        public var errors = 0
+    }
+
+    public var pid: Int32
+    public var started: Date
+    public var updated: Date
+    public var pending: [Pending]
+    public var recent: [SeriesDecision]
+    public var counters: Counters
+}
+
+/// The files in the state directory.
+public struct StateDirectory: Sendable {
+    public let path: String
+
+    public init(_ path: String) {
+        self.path = path
+    }
+
+    public var journal: String { path + "/journal.jsonl" }
+    public var audit: String { path + "/audit.jsonl" }
+    public var decisions: String { path + "/series.jsonl" }
+    public var triggers: String { path + "/triggers.jsonl" }
+    public var corrections: String { path + "/corrections.jsonl" }
+    public var status: String { path + "/status.json" }
+    public var requests: String { path + "/requests" }
+    public var manifests: String { path + "/manifests" }
+}

@@ -1,0 +1,550 @@
+import Classification
+import DICOM
+import Foundation
+import Logging
+
+/// The long-running agent behind `mrsort watch`: watches the drop folders of every rule, groups
+/// files into series, classifies each series once it is quiescent, acts on its files, fires study
+/// triggers, and keeps the journal, the audit log and its status in the state directory.
+///
+/// All state lives in this actor and changes only in `run()`'s event loop; classification and
+/// file actions run on worker tasks (at most `worker_threads` at once) that report back as events.
+public actor WatchAgent {
+    /// What the event loop reacts to.
+    enum Event: Sendable {
+        case file(String, rule: Int)
+        case rescan
+        case tick
+        case handled(SeriesKey, SeriesHandler.Result?, files: [TrackedFile])
+        /// SIGHUP: read the configuration again.
+        case reload
+        /// SIGTERM/SIGINT: finish the series in hand, then return from `run()`.
+        case stop
+    }
+
+    private var configuration: AgentConfiguration
+    private let configurationPath: String?
+    private let classifier: SeriesClassifier
+    private let studyContext: Bool
+    private let state: StateDirectory
+    private let journal: Journal
+    private let delivery: FileDelivery
+    private let audit: JSONLinesLog<AuditRecord>
+    private let decisionLog: JSONLinesLog<SeriesDecision>
+    private let triggerLog: JSONLinesLog<TriggerRecord>
+    private let correctionLog: JSONLinesLog<RelabelRequest>
+    private let notifier: ServiceNotifier
+    private let logger: Logger
+
+    private let events: AsyncStream<Event>
+    private let continuation: AsyncStream<Event>.Continuation
+    private var watcher: FolderWatcher?
+
+    private var tracker = SeriesTracker()
+    private var unreadable: [String: Unreadable] = [:]
+    private var inFlight: [SeriesKey: Set<String>] = [:]
+    private var decisions: [String: SeriesDecision] = [:]
+    private var studies: [String: StudyState] = [:]
+    /// Files done with that stay where they were (copy, rewrite): their stamp when done.
+    private var handledFiles: [String: FileSystem.Stamp] = [:]
+    private var counters = AgentStatus.Counters()
+    private var recent: [SeriesDecision] = []
+    private var stopping = false
+    private let started = Date()
+    private var lastStatus = Date.distantPast
+    private var lastWatchdog = Date.distantPast
+
+    private struct Unreadable {
+        var rule: String
+        var stamp: FileSystem.Stamp
+        var since: Date
+        var reason: String
+    }
+
+    private struct StudyState {
+        var rule: String
+        var lastActivity: Date
+        var series: [String: SeriesDecision] = [:]
+        /// Each handled series with a few of its headers, for pre/post-contrast study context.
+        var context: [String: StudyContext.Series] = [:]
+        var fired: Set<String> = []
+    }
+
+    /// Prepares the agent: state directory, journal recovery, previous decisions.
+    /// - Parameter studyContext: settle pre/post-contrast T1 from the study's earlier series.
+    public init(
+        configuration: AgentConfiguration, configurationPath: String?, classifier: SeriesClassifier,
+        studyContext: Bool = true, logger: Logger, notifier: ServiceNotifier = ServiceNotifier()
+    ) throws(FileSystemError) {
+        self.configuration = configuration
+        self.configurationPath = configurationPath
+        self.classifier = classifier
+        self.studyContext = studyContext
+        self.logger = logger
+        self.notifier = notifier
+        state = StateDirectory(configuration.stateDirectory)
+        try FileSystem.createDirectory(state.path)
+        try FileSystem.createDirectory(state.requests)
+        try FileSystem.createDirectory(state.manifests)
+        journal = try Journal(path: state.journal)
+        delivery = FileDelivery(journal: journal)
+        audit = try JSONLinesLog(path: state.audit)
+        decisionLog = try JSONLinesLog(path: state.decisions)
+        triggerLog = try JSONLinesLog(path: state.triggers)
+        correctionLog = try JSONLinesLog(path: state.corrections)
+        (events, continuation) = AsyncStream.makeStream(of: Event.self)
+    }
+
+    /// Finishes the series in hand, then returns from `run()` (SIGTERM).
+    public nonisolated func stop() {
+        continuation.yield(.stop)
+    }
+
+    /// Reads the configuration file again, keeping pending series (SIGHUP).
+    public nonisolated func reload() {
+        continuation.yield(.reload)
+    }
+
+    /// Scans every watched folder now.
+    public nonisolated func rescanNow() {
+        continuation.yield(.rescan)
+    }
+
+    /// Runs until `.stop`: recovers, scans, watches, and reacts to events.
+    public func run() async throws(FileSystemError) {
+        for recovery in try journal.recover() {
+            logger.notice("journal recovery", metadata: ["step": "\(recovery)"])
+        }
+        restoreState()
+        try startWatching()
+        rescan()
+        let ticker = Task { [continuation] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                continuation.yield(.tick)
+            }
+        }
+        let rescanner = Task { [continuation, seconds = configuration.rescanSeconds] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+                continuation.yield(.rescan)
+            }
+        }
+        defer {
+            ticker.cancel()
+            rescanner.cancel()
+            watcher?.stop()
+        }
+        notifier.notify("READY=1\nSTATUS=watching \(configuration.rules.flatMap(\.watch).count) folder(s)")
+        logger.info("watching", metadata: ["folders": "\(configuration.rules.flatMap(\.watch))", "state": "\(state.path)"])
+        for await event in events {
+            switch event {
+            case .file(let path, let rule): observe(path, rule: configuration.rules.indices.contains(rule) ? configuration.rules[rule].name : "")
+            case .rescan: rescan()
+            case .tick: tick(now: Date())
+            case .handled(let key, let result, let files): finish(key, result, files: files)
+            case .reload: reloadConfiguration()
+            case .stop:
+                if !stopping {
+                    stopping = true
+                    notifier.notify("STOPPING=1")
+                    logger.info("stopping: finishing \(inFlight.count) series in hand")
+                }
+            }
+            if stopping && inFlight.isEmpty { break }
+        }
+        writeStatus(force: true)
+        logger.info("stopped", metadata: ["pending series": "\(tracker.pending.count)"])
+    }
+
+    // MARK: Arrivals
+
+    private func observe(_ path: String, rule: String) {
+        guard !rule.isEmpty, !inFlight.values.contains(where: { $0.contains(path) }), let stamp = FileSystem.stamp(path) else { return }
+        if handledFiles[path] == stamp || tracker.isTracked(path, stamp: stamp) { return }
+        if let known = unreadable[path], known.stamp == stamp { return }
+        do {
+            let headers = try ImageHeader.read(from: path)
+            guard !headers.isEmpty else { throw DICOMError.malformed(path: path, reason: "no image") }
+            unreadable[path] = nil
+            counters.filesSeen += 1
+            tracker.add(TrackedFile(path: path, stamp: stamp, headers: headers), rule: rule, at: Date())
+            studies[headers[0].studyInstanceUID, default: StudyState(rule: rule, lastActivity: Date())].lastActivity = Date()
+        } catch {
+            // Perhaps still being written: quarantined only if it stays unchanged and unreadable.
+            unreadable[path] = Unreadable(rule: rule, stamp: stamp, since: Date(), reason: (error as? DICOMError)?.reason ?? "\(error)")
+        }
+    }
+
+    private func rescan() {
+        let folders = watchedFolders()
+        for (path, rule) in FolderWatcher.scan(folders) {
+            observe(path, rule: configuration.rules[rule].name)
+        }
+    }
+
+    private func watchedFolders() -> [WatchedFolder] {
+        configuration.rules.enumerated().flatMap { index, rule in
+            rule.watch.map { WatchedFolder(path: $0, recursive: rule.recursive, rule: index) }
+        }
+    }
+
+    private func startWatching() throws(FileSystemError) {
+        watcher?.stop()
+        let continuation = continuation
+        watcher = try FolderWatcher(folders: watchedFolders()) { event in
+            switch event {
+            case .file(let path, let rule): continuation.yield(.file(path, rule: rule))
+            case .overflow: continuation.yield(.rescan)
+            }
+        }
+    }
+
+    // MARK: The clock
+
+    private func tick(now: Date) {
+        quarantineUnreadable(now: now)
+        dispatchQuiescent(now: now)
+        fireTriggers(now: now)
+        applyRelabelRequests()
+        writeStatus(force: false)
+        if let interval = notifier.watchdogInterval, now.timeIntervalSince(lastWatchdog) >= interval {
+            notifier.notify("WATCHDOG=1")
+            lastWatchdog = now
+        }
+    }
+
+    private func rule(named name: String) -> FolderRule? {
+        configuration.rules.first { $0.name == name }
+    }
+
+    private func quarantineUnreadable(now: Date) {
+        for (path, file) in unreadable {
+            guard let rule = rule(named: file.rule) else {
+                unreadable[path] = nil
+                continue
+            }
+            guard now.timeIntervalSince(file.since) >= rule.quietSeconds else { continue }
+            unreadable[path] = nil
+            guard let stamp = FileSystem.stamp(path) else { continue }
+            if stamp != file.stamp {
+                observe(path, rule: file.rule)
+                continue
+            }
+            var record = AuditRecord(time: now, rule: rule.name, file: path, action: "quarantine", reason: file.reason)
+            do {
+                record.destination = try Quarantine(folder: rule.quarantine, delivery: delivery).isolate(path, reason: file.reason)
+                counters.quarantined += 1
+                logger.warning("quarantined", metadata: ["file": "\(path)", "reason": "\(file.reason)"])
+            } catch {
+                record.action = "error"
+                record.reason = "cannot quarantine (\(file.reason)): \(error)"
+                counters.errors += 1
+                logger.error("cannot quarantine", metadata: ["file": "\(path)", "error": "\(error)"])
+            }
+            try? audit.append(record)
+        }
+    }
+
+    private func dispatchQuiescent(now: Date) {
+        guard !stopping else { return }
+        let quiet = { [configuration] (name: String) in configuration.rules.first { $0.name == name }?.quietSeconds ?? 0 }
+        for key in tracker.quiescent(at: now, quietSeconds: quiet) where inFlight[key] == nil {
+            guard inFlight.count < configuration.workerThreads else { return }
+            guard var series = tracker.take(key), let rule = rule(named: series.rule) else { continue }
+            // Files that changed or vanished during the quiet period restart it.
+            let changed = series.files.filter { FileSystem.stamp($0.key) != $0.value.stamp }.map(\.key)
+            if !changed.isEmpty {
+                for path in changed { series.files[path] = nil }
+                for file in series.files.values { tracker.add(file, rule: series.rule, at: now) }
+                for path in changed { observe(path, rule: series.rule) }
+                continue
+            }
+            let files = Array(series.files.values)
+            inFlight[key] = Set(files.map(\.path))
+            let decided = decisions[key.series]
+            let context = studyContext ? Array(studies[key.study]?.context.values ?? [:].values).filter { $0.classification.seriesInstanceUID != key.series } : []
+            let handler = SeriesHandler(rule: rule, delivery: delivery, audit: audit)
+            let classifier = classifier
+            let useContext = studyContext
+            let continuation = continuation
+            Task.detached {
+                let result = handler.handle(files, decided: decided) { headers in
+                    guard let classification = classifier.classify(headers) else { return nil }
+                    guard useContext else { return classification }
+                    return StudyContext.settle(context + [.init(classification: classification, headers: headers)]).last
+                }
+                continuation.yield(.handled(key, result, files: files))
+            }
+        }
+    }
+
+    private func finish(_ key: SeriesKey, _ result: SeriesHandler.Result?, files: [TrackedFile]) {
+        inFlight[key] = nil
+        guard let result else {
+            counters.errors += 1
+            logger.error("series without images", metadata: ["series": "\(key.series)"])
+            return
+        }
+        for (path, stamp) in result.handled {
+            if let stamp { handledFiles[path] = stamp }
+        }
+        let first = decisions[key.series] == nil
+        var decision = result.decision
+        if let previous = decisions[key.series] {
+            decision.folders = Array(Set(previous.folders).union(decision.folders)).sorted()
+        }
+        decisions[key.series] = decision
+        try? decisionLog.append(decision)
+        if first { counters.seriesClassified += 1 }
+        if decision.review { counters.review += first ? 1 : 0 }
+        counters.filesDelivered += result.delivered
+        counters.quarantined += result.quarantined
+        counters.errors += result.errors
+        recent = Array(([decision] + recent.filter { $0.classification.seriesInstanceUID != key.series }).prefix(20))
+        var study = studies[key.study] ?? StudyState(rule: decision.rule, lastActivity: Date())
+        study.series[key.series] = decision
+        let headers = files.flatMap(\.headers)
+        study.context[key.series] = StudyContext.Series(classification: decision.classification, headers: Self.representative(headers))
+        studies[key.study] = study
+        let c = decision.classification
+        logger.info("series handled", metadata: [
+            "series": "\(key.series)", "number": "\(c.seriesNumber.map(String.init) ?? "-")",
+            "sequence": "\(c.sequence.rawValue)", "orientation": "\(c.orientation.rawValue)",
+            "confidence": "\(String(format: "%.2f", c.confidence))", "files": "\(files.count)",
+            "review": "\(decision.review)", "errors": "\(result.errors)",
+        ])
+    }
+
+    /// A few headers that keep what study context needs: plane, timing, contrast agent.
+    private static func representative(_ headers: [ImageHeader]) -> [ImageHeader] {
+        guard headers.count > 8 else { return headers }
+        var picked = stride(from: 0, to: headers.count, by: max(1, headers.count / 7)).map { headers[$0] }
+        if let contrast = headers.first(where: { !($0.contrastBolusAgent ?? "").isEmpty }) { picked.append(contrast) }
+        return picked
+    }
+
+    // MARK: Study triggers
+
+    private func fireTriggers(now: Date) {
+        for (uid, study) in studies {
+            guard let rule = rule(named: study.rule), !rule.triggers.isEmpty else { continue }
+            let classes = Set(study.series.values.map(\.classification.sequence))
+            for trigger in rule.triggers where !study.fired.contains(trigger.name) && trigger.requires.isSubset(of: classes) {
+                guard now.timeIntervalSince(study.lastActivity) >= trigger.quietSeconds,
+                      !tracker.hasPending(study: uid), !inFlight.keys.contains(where: { $0.study == uid }) else { continue }
+                studies[uid]?.fired.insert(trigger.name)
+                fire(trigger, rule: rule, study: uid, series: Array(study.series.values))
+            }
+        }
+    }
+
+    private func fire(_ trigger: StudyTrigger, rule: FolderRule, study: String, series: [SeriesDecision]) {
+        let manifest = StudyManifest(study: study, trigger: trigger.name, rule: rule.name, series: series)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        var record = TriggerRecord(time: Date(), study: study, trigger: trigger.name, rule: rule.name)
+        do {
+            let data = (try? encoder.encode(manifest)) ?? Data()
+            let name = PathTemplate.safeComponent(PathTemplate.sanitise(study)) + ".json"
+            let path = state.manifests + "/" + PathTemplate.safeComponent(PathTemplate.sanitise(trigger.name)) + "-" + name
+            try FileSystem.writeAtomically(data, to: path)
+            record.manifest = path
+            if let inbox = trigger.inbox {
+                try FileSystem.createDirectory(inbox)
+                try FileSystem.writeAtomically(data, to: inbox + "/" + name)
+            }
+            if let command = trigger.command {
+                record.exitStatus = try run(command + [manifest.folder ?? "", path], study: study, trigger: trigger.name, manifest: path)
+            }
+            counters.triggers += 1
+            logger.notice("study trigger fired", metadata: ["study": "\(study)", "trigger": "\(trigger.name)"])
+        } catch {
+            record.error = "\(error)"
+            counters.errors += 1
+            logger.error("study trigger failed", metadata: ["study": "\(study)", "trigger": "\(trigger.name)", "error": "\(error)"])
+        }
+        try? triggerLog.append(record)
+    }
+
+    /// Starts a trigger's command (argv, no shell) and waits for it; its exit status is recorded.
+    private func run(_ argv: [String], study: String, trigger: String, manifest: String) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: argv[0])
+        process.arguments = Array(argv.dropFirst())
+        var environment = ProcessInfo.processInfo.environment
+        environment["MRSORT_STUDY_UID"] = study
+        environment["MRSORT_TRIGGER"] = trigger
+        environment["MRSORT_MANIFEST"] = manifest
+        process.environment = environment
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    // MARK: Corrections
+
+    private func applyRelabelRequests() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: state.requests) else { return }
+        for name in names.sorted() where name.hasSuffix(".json") && !name.hasPrefix(".") {
+            let path = state.requests + "/" + name
+            defer { try? FileSystem.remove(path) }
+            guard let data = FileManager.default.contents(atPath: path),
+                  let request = try? JSONDecoder.iso8601.decode(RelabelRequest.self, from: data) else {
+                logger.error("unreadable relabel request", metadata: ["file": "\(path)"])
+                continue
+            }
+            relabel(request)
+        }
+    }
+
+    private func relabel(_ request: RelabelRequest) {
+        guard var decision = decisions[request.series], let rule = rule(named: decision.rule) else {
+            logger.error("relabel: unknown series", metadata: ["series": "\(request.series)"])
+            return
+        }
+        try? correctionLog.append(request)
+        decision.classification.sequence = request.sequence
+        if let orientation = request.orientation { decision.classification.orientation = orientation }
+        decision.classification.confidence = 1
+        decision.classification.rule = "corrected by \(request.requestedBy)"
+        decision.correctedBy = request.requestedBy
+        decision.review = false
+        // Re-apply the action to the files where they are now.
+        let current = JSONLinesLog<AuditRecord>.read(state.audit)
+            .filter { $0.series == request.series && $0.destination != nil && $0.action != "quarantine" }
+        var places: [String: AuditRecord] = [:]
+        for record in current { places[record.file] = record }
+        var files: [TrackedFile] = []
+        for record in places.values {
+            guard let path = record.destination, let stamp = FileSystem.stamp(path),
+                  let headers = try? ImageHeader.read(from: path) else { continue }
+            files.append(TrackedFile(path: path, stamp: stamp, headers: headers))
+        }
+        decisions[request.series] = decision
+        let key = SeriesKey(study: decision.classification.studyInstanceUID, series: request.series)
+        // Files already in the output are moved within it; a copy rule's sources stay untouched.
+        var moving = rule
+        if moving.action.delivery == .copy { moving.action.delivery = .move }
+        let handler = SeriesHandler(rule: moving, delivery: delivery, audit: audit)
+        decision.folders = []
+        let result = handler.handle(files, decided: decision) { _ in nil }
+        logger.notice("series relabelled", metadata: ["series": "\(request.series)", "sequence": "\(request.sequence.rawValue)", "files": "\(files.count)"])
+        finish(key, result, files: files)
+    }
+
+    // MARK: Configuration reload
+
+    private func reloadConfiguration() {
+        guard let path = configurationPath else { return }
+        do {
+            let updated = try AgentConfiguration.load(contentsOf: path)
+            guard updated.stateDirectory == configuration.stateDirectory else {
+                logger.error("reload refused: state_directory cannot change while running; restart the service")
+                return
+            }
+            configuration = updated
+            for dropped in tracker.retain(rules: Set(updated.rules.map(\.name))) {
+                logger.warning("rule removed; pending series left in place", metadata: ["series": "\(dropped.key.series)"])
+            }
+            try startWatching()
+            rescan()
+            logger.notice("configuration reloaded", metadata: ["rules": "\(updated.rules.map(\.name))"])
+        } catch {
+            logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
+        }
+        notifier.notify("READY=1")
+    }
+
+    // MARK: State
+
+    private func restoreState() {
+        for decision in JSONLinesLog<SeriesDecision>.read(state.decisions) {
+            let c = decision.classification
+            decisions[c.seriesInstanceUID] = decision
+            var study = studies[c.studyInstanceUID] ?? StudyState(rule: decision.rule, lastActivity: decision.time)
+            study.series[c.seriesInstanceUID] = decision
+            study.lastActivity = max(study.lastActivity, decision.time)
+            studies[c.studyInstanceUID] = study
+        }
+        for record in JSONLinesLog<TriggerRecord>.read(state.triggers) {
+            studies[record.study]?.fired.insert(record.trigger)
+        }
+        for record in JSONLinesLog<AuditRecord>.read(state.audit) {
+            if let stamp = record.sourceStamp, FileSystem.stamp(record.file) == stamp { handledFiles[record.file] = stamp }
+        }
+        recent = Array(decisions.values.sorted { $0.time > $1.time }.prefix(20))
+    }
+
+    private func writeStatus(force: Bool) {
+        let now = Date()
+        guard force || now.timeIntervalSince(lastStatus) >= 2 else { return }
+        lastStatus = now
+        let pending = tracker.pending.values.map { series in
+            AgentStatus.Pending(
+                study: series.key.study, series: series.key.series,
+                seriesNumber: series.files.values.first?.headers.first?.seriesNumber,
+                files: series.files.count, quietFor: now.timeIntervalSince(series.lastChange), rule: series.rule
+            )
+        }.sorted { $0.quietFor > $1.quietFor }
+        let status = AgentStatus(pid: ProcessInfo.processInfo.processIdentifier, started: started, updated: now,
+                                 pending: pending, recent: recent, counters: counters)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        if let data = try? encoder.encode(status) { try? FileSystem.writeAtomically(data, to: state.status) }
+    }
+
+    /// The current counters (for tests and status).
+    public func currentCounters() -> AgentStatus.Counters { counters }
+}
+
+/// What a study trigger hands to a pipeline.
+public struct StudyManifest: Codable, Sendable {
+    public var study: String
+    public var trigger: String
+    public var rule: String
+    /// The folder that holds the study's sorted series (their common parent), when there is one.
+    public var folder: String?
+    public var series: [Entry]
+
+    public struct Entry: Codable, Sendable {
+        public var series: String
+        public var seriesNumber: Int?
+        public var seriesDescription: String?
+        public var sequence: SequenceClass
+        public var orientation: Orientation
+        public var confidence: Double
+        public var folders: [String]
+    }
+
+    init(study: String, trigger: String, rule: String, series: [SeriesDecision]) {
+        self.study = study
+        self.trigger = trigger
+        self.rule = rule
+        self.series = series.sorted { ($0.classification.seriesNumber ?? 0) < ($1.classification.seriesNumber ?? 0) }.map {
+            Entry(series: $0.classification.seriesInstanceUID, seriesNumber: $0.classification.seriesNumber,
+                  seriesDescription: $0.classification.seriesDescription, sequence: $0.classification.sequence,
+                  orientation: $0.classification.orientation, confidence: $0.classification.confidence, folders: $0.folders)
+        }
+        folder = Self.commonFolder(series.flatMap(\.folders))
+    }
+
+    static func commonFolder(_ folders: [String]) -> String? {
+        guard var common = folders.first?.split(separator: "/", omittingEmptySubsequences: true) else { return nil }
+        for folder in folders.dropFirst() {
+            let parts = folder.split(separator: "/", omittingEmptySubsequences: true)
+            common = Array(zip(common, parts).prefix { $0 == $1 }.map(\.0))
+        }
+        return "/" + common.joined(separator: "/")
+    }
+}
+
+extension JSONDecoder {
+    static var iso8601: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

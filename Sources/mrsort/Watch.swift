@@ -1,0 +1,174 @@
+import Agent
+import ArgumentParser
+import Classification
+import Dispatch
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `mrsort watch`: the agent, in the foreground, as systemd runs it.
+struct Watch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Watch the drop folders of a configuration and sort the series that arrive.",
+        discussion: """
+        Runs in the foreground until SIGTERM or SIGINT, which finish the series in hand first. \
+        SIGHUP re-reads the configuration without losing pending series. Under systemd \
+        (Type=notify) readiness and watchdog pings go to $NOTIFY_SOCKET. Logs go to stderr.
+        """
+    )
+
+    @Option(help: "Configuration file.")
+    var config = AgentConfiguration.defaultPath
+
+    @Flag(inversion: .prefixedNo, help: "Settle pre/post-contrast T1 from the study's earlier series.")
+    var studyContext = true
+
+    func run() async throws {
+        let configuration = try AgentConfiguration.load(contentsOf: config)
+        LoggingSystem.bootstrap { label in
+            var handler = StandardErrorLogHandler(label: label)
+            handler.logLevel = configuration.logLevel
+            return handler
+        }
+        let logger = Logger(label: "mrsort")
+        let models = configuration.models ?? ModelDirectory.locate()
+        let classifier = try SeriesClassifier(modelDirectory: models)
+        let agent = try WatchAgent(
+            configuration: configuration, configurationPath: config, classifier: classifier,
+            studyContext: studyContext, logger: logger
+        )
+        let signals = [SIGTERM, SIGINT, SIGHUP].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                if number == SIGHUP { agent.reload() } else { agent.stop() }
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        try await agent.run()
+    }
+}
+
+/// `mrsort check-config`: validates a configuration without starting anything.
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate a configuration file; every problem is printed with its line and column."
+    )
+
+    @Argument(help: "Configuration file.")
+    var file = AgentConfiguration.defaultPath
+
+    @Flag(help: "Print every folder the configuration reads or writes, one per line (for ReadWritePaths=).")
+    var folders = false
+
+    func run() throws {
+        do {
+            let configuration = try AgentConfiguration.load(contentsOf: file)
+            if folders {
+                configuration.folders.forEach { print($0) }
+            } else {
+                print("\(file): valid, \(configuration.rules.count) rule(s): " + configuration.rules.map { "\($0.name) (\($0.action))" }.joined(separator: ", "))
+            }
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `mrsort status`: what the running agent last wrote to its state directory.
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show pending series, recent decisions and counters of the agent."
+    )
+
+    @Option(help: "Configuration file (names the state directory).")
+    var config = AgentConfiguration.defaultPath
+
+    @Flag(help: "Print the status JSON as the agent wrote it.")
+    var json = false
+
+    func run() throws {
+        let configuration = try AgentConfiguration.load(contentsOf: config, checkFolders: false)
+        let path = StateDirectory(configuration.stateDirectory).status
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("no status at \(path): the agent has not run with this configuration")
+        }
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let status = try decoder.decode(AgentStatus.self, from: data)
+        let running = kill(status.pid, 0) == 0
+        let age = Date().timeIntervalSince(status.updated)
+        print("agent: pid \(status.pid) \(running ? "running" : "not running"), started \(status.started), status \(Int(age)) s old")
+        let c = status.counters
+        print("files seen \(c.filesSeen), series classified \(c.seriesClassified), files delivered \(c.filesDelivered), review \(c.review), quarantined \(c.quarantined), triggers \(c.triggers), errors \(c.errors)")
+        print("\npending series: \(status.pending.count)")
+        if !status.pending.isEmpty {
+            print(TextTable(header: ["study", "series", "number", "files", "quiet s", "rule"], rows: status.pending.map {
+                [String($0.study.suffix(12)), String($0.series.suffix(16)), $0.seriesNumber.map(String.init) ?? "-", String($0.files),
+                 String(Int($0.quietFor)), $0.rule]
+            }).render())
+        }
+        print("\nrecent decisions:")
+        print(TextTable(header: ["time", "series", "number", "sequence", "orientation", "confidence", "review", "folder"], rows: status.recent.map {
+            let c = $0.classification
+            return [ISO8601DateFormatter().string(from: $0.time), String(c.seriesInstanceUID.suffix(16)), c.seriesNumber.map(String.init) ?? "-",
+                    c.sequence.rawValue + ($0.correctedBy == nil ? "" : " (corrected)"), c.orientation.rawValue,
+                    String(format: "%.2f", c.confidence), $0.review ? "yes" : "", $0.folders.first ?? ""]
+        }).render())
+    }
+}
+
+/// `mrsort relabel`: a person's correction, applied by the running agent.
+struct Relabel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Correct the classification of a handled series; the agent re-applies its action and records the correction."
+    )
+
+    @Argument(help: "SeriesInstanceUID of the series.")
+    var series: String
+
+    @Option(help: "The correct sequence class.")
+    var sequence: String
+
+    @Option(help: "The correct orientation.")
+    var orientation: String?
+
+    @Option(help: "Configuration file (names the state directory).")
+    var config = AgentConfiguration.defaultPath
+
+    func run() throws {
+        guard let sequence = SequenceClass(rawValue: sequence) else {
+            throw ValidationError("unknown sequence class \"\(sequence)\"; one of " + SequenceClass.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        let orientation = try orientation.map { text in
+            guard let value = Orientation(rawValue: text) else {
+                throw ValidationError("unknown orientation \"\(text)\"; one of " + Orientation.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return value
+        }
+        let configuration = try AgentConfiguration.load(contentsOf: config, checkFolders: false)
+        let state = StateDirectory(configuration.stateDirectory)
+        guard JSONLinesLog<SeriesDecision>.read(state.decisions).contains(where: { $0.classification.seriesInstanceUID == series }) else {
+            throw ValidationError("series \(series) has not been handled by the agent with state in \(state.path)")
+        }
+        let request = RelabelRequest(series: series, sequence: sequence, orientation: orientation,
+                                     requestedBy: ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown",
+                                     time: Date())
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        let path = state.requests + "/" + UUID().uuidString + ".json"
+        try FileSystem.writeAtomically(try encoder.encode(request), to: path)
+        print("queued: \(path); the running agent applies it within a second")
+    }
+}
