@@ -33,11 +33,18 @@ struct Dataset: ParsableCommand {
     @Option(help: "A token enters the vocabulary when this many series carry it.")
     var minimumSeries = 3
 
+    @Flag(help: "Also decode each selected image and store the CNN's preprocessed slice (tensor `images`).")
+    var images = false
+
+    @Option(help: "Side of the preprocessed slices (with --images).")
+    var imageSize = 96
+
     func run() throws {
         let root = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         let table = try SeriesLabels(contentsOf: labels ?? root + "/labels.csv")
-        var dataset = TrainingDataset()
-        var refused = 0, mismatched = 0
+        let preprocessing = images ? SlicePreprocessing(size: imageSize) : nil
+        var dataset = TrainingDataset(preprocessing: preprocessing)
+        var refused = 0, mismatched = 0, undecodable = 0
         for row in table.rows {
             let files = try DICOMFileDiscovery.files(in: [root + "/" + row.dir])
             var headers: [ImageHeader] = []
@@ -54,7 +61,23 @@ struct Dataset: ParsableCommand {
                 }
             }
             headers.sort { ($0.instanceNumber ?? 0, $0.path, $0.frame) < ($1.instanceNumber ?? 0, $1.path, $1.frame) }
-            dataset.add(series: row, headers: Self.evenlySpaced(headers, count: maxImagesPerSeries))
+            var selected = Self.evenlySpaced(headers, count: maxImagesPerSeries)
+            if let preprocessing {
+                // An image whose pixels cannot be decoded leaves the dataset (features and slice together).
+                var kept: [ImageHeader] = [], slices: [[Float]] = []
+                for (header, result) in zip(selected, preprocessing.slices(of: selected)) {
+                    switch result {
+                    case .success(let slice): kept.append(header); slices.append(slice)
+                    case .failure(let error):
+                        undecodable += 1
+                        FileHandle.standardError.write(Data("no pixels: \(error)\n".utf8))
+                    }
+                }
+                selected = kept
+                dataset.add(series: row, headers: selected, slices: slices)
+            } else {
+                dataset.add(series: row, headers: selected)
+            }
         }
         let features: MetadataFeatures
         if let vocabulary {
@@ -68,7 +91,9 @@ struct Dataset: ParsableCommand {
         let file = try dataset.encoded(with: features, extraMetadata: ["source": root])
         try file.encoded().write(to: URL(fileURLWithPath: out), options: .atomic)
         print("\(out): \(dataset.images.count) images of \(dataset.series.count) series, \(features.columns.count) features"
-            + (refused > 0 ? ", \(refused) files refused" : "") + (mismatched > 0 ? ", \(mismatched) images of other series left out" : ""))
+            + (refused > 0 ? ", \(refused) files refused" : "") + (mismatched > 0 ? ", \(mismatched) images of other series left out" : "")
+            + (preprocessing.map { ", slices \($0.size)x\($0.size)" } ?? "")
+            + (undecodable > 0 ? ", \(undecodable) images without decodable pixels left out" : ""))
     }
 
     /// `count` elements evenly spaced over `items`, first and last included (all when count is 0 or more).
