@@ -27,7 +27,7 @@ extension AgentConfiguration {
         }
         var decoder = ConfigurationDecoder()
         let configuration = decoder.decode(root)
-        if let configuration, decoder.problems.isEmpty {
+        if let configuration {
             decoder.validate(configuration, checkFolders: checkFolders)
         }
         guard let configuration, decoder.problems.isEmpty else {
@@ -100,14 +100,15 @@ struct ConfigurationDecoder {
         }
         let recursive = fields["recursive"].flatMap { boolean($0, "recursive") } ?? true
         let quietSeconds = fields["quiet_seconds"].flatMap { number($0, "quiet_seconds", range: 0...86_400) } ?? 30
-        var action = FolderRule.Action(rewrite: false, delivery: .move)
+        var action: FolderRule.Action?
         if let node = required(fields, "action", in: node), let text = string(node, "action") {
-            if let parsed = FolderRule.Action(text) { action = parsed } else {
+            action = FolderRule.Action(text)
+            if action == nil {
                 problem(node.location, "action: unknown action \"\(text)\"; one of rewrite, move, copy, rewrite+move, rewrite+copy")
             }
         }
         let output = fields["output"].flatMap { folder($0, "output") }
-        if action.delivery != nil, output == nil {
+        if let action, action.delivery != nil, output == nil {
             problem(node.location, "rule \"\(name)\": action \(action) needs an output folder")
         }
         let layout = template(fields["layout"], "layout")
@@ -133,7 +134,7 @@ struct ConfigurationDecoder {
                 problem(node.location, "triggers: expected a list, found \(node.kind)")
             }
         }
-        guard problems.count == before, let layout, let description, let quarantine else { return nil }
+        guard problems.count == before, let action, let layout, let description, let quarantine else { return nil }
         return FolderRule(
             name: name, watch: watch, recursive: recursive, quietSeconds: quietSeconds, action: action, output: output,
             layout: layout, description: description, minimumConfidence: minimumConfidence, review: review,

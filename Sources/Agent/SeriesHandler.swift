@@ -22,6 +22,8 @@ struct SeriesHandler: Sendable {
         var decision: SeriesDecision
         /// Files written somewhere or otherwise done with (no rescan should handle them again).
         var handled: [String: FileSystem.Stamp?]
+        /// Files whose pixel data is not all there yet (still being written): left in place.
+        var incomplete: [(file: TrackedFile, reason: String)] = []
         var delivered = 0
         var quarantined = 0
         var errors = 0
@@ -42,6 +44,10 @@ struct SeriesHandler: Sendable {
         var folders = Set(result.decision.folders)
         for file in files.sorted(by: { $0.path < $1.path }) {
             guard let header = file.headers.first else { continue }
+            if let reason = Self.incompleteness(of: file.path) {
+                result.incomplete.append((file, reason))
+                continue
+            }
             let values = TemplateValues(header: header, sequence: classification.sequence, orientation: classification.orientation,
                                         confidence: classification.confidence)
             var record = AuditRecord(
@@ -74,6 +80,18 @@ struct SeriesHandler: Sendable {
             writeReviewNote(result.decision, into: folder)
         }
         return result
+    }
+
+    /// Why a file cannot be acted on yet: its whole dataset, pixel data included, must parse.
+    /// The header alone arrives first, so a file still being written can look whole to a
+    /// header-only read.
+    static func incompleteness(of path: String) -> String? {
+        do {
+            _ = try DICOMFile.open(path, headerOnly: false)
+            return nil
+        } catch {
+            return error.reason
+        }
     }
 
     private enum FileOutcome {

@@ -59,6 +59,13 @@ public actor WatchAgent {
         var stamp: FileSystem.Stamp
         var since: Date
         var reason: String
+        /// Empty or truncated: perhaps a transfer in progress, given longer before quarantine.
+        var incomplete: Bool
+    }
+
+    /// How long an empty or truncated file may stay unchanged before it is taken as broken.
+    private static func patience(for rule: FolderRule, incomplete: Bool) -> Double {
+        incomplete ? max(rule.quietSeconds * 10, 60) : rule.quietSeconds
     }
 
     private struct StudyState {
@@ -172,7 +179,12 @@ public actor WatchAgent {
             studies[headers[0].studyInstanceUID, default: StudyState(rule: rule, lastActivity: Date())].lastActivity = Date()
         } catch {
             // Perhaps still being written: quarantined only if it stays unchanged and unreadable.
-            unreadable[path] = Unreadable(rule: rule, stamp: stamp, since: Date(), reason: (error as? DICOMError)?.reason ?? "\(error)")
+            let incomplete: Bool = switch error as? DICOMError {
+            case .truncated?: true
+            default: stamp.size == 0
+            }
+            unreadable[path] = Unreadable(rule: rule, stamp: stamp, since: Date(), reason: (error as? DICOMError)?.reason ?? "\(error)",
+                                          incomplete: incomplete)
         }
     }
 
@@ -224,7 +236,7 @@ public actor WatchAgent {
                 unreadable[path] = nil
                 continue
             }
-            guard now.timeIntervalSince(file.since) >= rule.quietSeconds else { continue }
+            guard now.timeIntervalSince(file.since) >= Self.patience(for: rule, incomplete: file.incomplete) else { continue }
             unreadable[path] = nil
             guard let stamp = FileSystem.stamp(path) else { continue }
             if stamp != file.stamp {
@@ -288,6 +300,10 @@ public actor WatchAgent {
         }
         for (path, stamp) in result.handled {
             if let stamp { handledFiles[path] = stamp }
+        }
+        for (file, reason) in result.incomplete {
+            // Handled like the rest of its series once whole (its close event or a rescan brings it back).
+            unreadable[file.path] = Unreadable(rule: result.decision.rule, stamp: file.stamp, since: Date(), reason: reason, incomplete: true)
         }
         let first = decisions[key.series] == nil
         var decision = result.decision

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+@testable import Agent
+
+@Suite("Configuration file")
+struct ConfigurationTests {
+    /// Parses `text`, expecting failure; returns the problems as "line:column: message".
+    func problems(_ text: String) -> [String] {
+        do {
+            _ = try AgentConfiguration.parse(text, file: "test.yaml", checkFolders: false)
+            return []
+        } catch {
+            return error.problems.map(\.description)
+        }
+    }
+
+    @Test("The shipped example parses, with its documented defaults")
+    func example() throws {
+        let configuration = try AgentConfiguration.load(contentsOf: Paths.exampleConfiguration, checkFolders: false)
+        #expect(configuration.stateDirectory == "/var/lib/mrsort/state")
+        #expect(configuration.rules.count == 1)
+        let rule = try #require(configuration.rules.first)
+        #expect(rule.watch == ["/var/lib/mrsort/incoming"])
+        #expect(rule.action == .init(rewrite: false, delivery: .move))
+        #expect(rule.duplicates == .replaceIdentical)
+        #expect(rule.minimumConfidence == 0.6)
+        #expect(configuration.folders == ["/var/lib/mrsort/state", "/var/lib/mrsort/incoming", "/var/lib/mrsort/sorted",
+                                          "/var/lib/mrsort/review", "/var/lib/mrsort/quarantine"])
+    }
+
+    @Test("Unknown keys and wrong types are reported with line and column, all of them")
+    func unknownKeysAndTypes() {
+        let found = problems("""
+        state_directory: /s
+        worker_threads: many
+        rules:
+          - name: a
+            watch: /in
+            quiet_secs: 3
+            action: move
+            output: /out
+            quarantine: /q
+            recursive: perhaps
+        """)
+        #expect(found.contains { $0.hasPrefix("2:17: worker_threads: expected a whole number") })
+        #expect(found.contains { $0.hasPrefix("6:5: unknown key \"quiet_secs\" in a rule") })
+        #expect(found.contains { $0.hasPrefix("10:16: recursive: expected true or false") })
+        #expect(found.count == 3)
+    }
+
+    @Test("Bad values: action, template placeholder, relative path, confidence without review, trigger class")
+    func badValues() {
+        let found = problems("""
+        rules:
+          - name: a
+            watch: in
+            action: shuffle
+            layout: "{PatientName}/{SOPInstanceUID}.dcm"
+            minimum_confidence: 0.7
+            quarantine: /q
+            triggers:
+              - name: t
+                requires: [flair_3d, t1_gd]
+                command: [ms-lesion]
+        """)
+        #expect(found.contains { $0.hasPrefix("3:12: watch: \"in\" must be an absolute path") })
+        #expect(found.contains { $0.hasPrefix("4:13: action: unknown action \"shuffle\"") })
+        #expect(found.contains { $0.hasPrefix("5:13: layout: unknown placeholder {PatientName}") })
+        #expect(found.contains { $0.contains("minimum_confidence needs a review folder") })
+        #expect(found.contains { $0.hasPrefix("10:30: requires: unknown sequence class \"t1_gd\"") })
+        #expect(found.contains { $0.contains("command: \"ms-lesion\" must be an absolute path") })
+    }
+
+    @Test("YAML syntax errors carry the parser's position")
+    func syntax() {
+        let found = problems("rules:\n  - name: a\n    watch: [/in\n")
+        #expect(found.count == 1)
+        #expect(found.first?.hasPrefix("4:1:") == true)
+    }
+
+    @Test("A watched folder inside an output folder, overlapping rules and missing folders are refused")
+    func folders() throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/in/sub", withIntermediateDirectories: true)
+        let text = """
+        state_directory: \(root)/state
+        rules:
+          - name: a
+            watch: \(root)/in
+            action: move
+            output: \(root)/in/sorted
+            quarantine: \(root)/q
+          - name: b
+            watch: [\(root)/in/sub, \(root)/missing]
+            action: copy
+            output: \(root)/out
+            quarantine: \(root)/q2
+        """
+        var found: [String] = []
+        do {
+            _ = try AgentConfiguration.parse(text, file: "test.yaml")
+        } catch {
+            found = error.problems.map(\.description)
+        }
+        #expect(found.contains { $0.hasPrefix("4:12: rule \"a\": watched folder \(root)/in overlaps the output") })
+        #expect(found.contains { $0.hasPrefix("9:") && $0.hasSuffix("watch: folder \(root)/missing does not exist") })
+        #expect(found.contains { $0.contains("rule \"b\": watched folder \(root)/in/sub is also watched by rule \"a\"") })
+    }
+
+    @Test("check-config prints line:column errors and exits non-zero; --folders lists folders")
+    func checkConfigCommand() throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "rules:\n  - name: a\n    watch: /nonexistent-mrsort\n    action: move\n    output: /o\n    quarantine: /q\n    colour: red\n"
+            .write(toFile: root + "/bad.yaml", atomically: true, encoding: .utf8)
+        let bad = try run(Paths.mrsort, ["check-config", root + "/bad.yaml"])
+        #expect(bad.status == 1)
+        #expect(bad.error.contains(root + "/bad.yaml:7:5: unknown key \"colour\""))
+        #expect(bad.error.contains(root + "/bad.yaml:3:12: watch: folder /nonexistent-mrsort does not exist"))
+        try FileManager.default.createDirectory(atPath: root + "/in", withIntermediateDirectories: true)
+        try "state_directory: \(root)/state\nrules:\n  - name: a\n    watch: \(root)/in\n    action: move\n    output: \(root)/out\n    quarantine: \(root)/q\n"
+            .write(toFile: root + "/good.yaml", atomically: true, encoding: .utf8)
+        let good = try run(Paths.mrsort, ["check-config", root + "/good.yaml", "--folders"])
+        #expect(good.status == 0)
+        #expect(good.output.split(separator: "\n") == ["\(root)/state", "\(root)/in", "\(root)/out", "\(root)/q"])
+    }
+}
+
+/// Runs a program to completion; its status, stdout and stderr.
+func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String, error: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let output = Pipe()
+    let error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let out = output.fileHandleForReading.readDataToEndOfFile()
+    let err = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+}

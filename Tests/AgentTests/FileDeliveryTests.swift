@@ -1,0 +1,136 @@
+import DICOM
+import Foundation
+import Testing
+@testable import Agent
+
+@Suite("Journaled delivery and recovery")
+struct FileDeliveryTests {
+    let root: String
+    let journal: Journal
+    let delivery: FileDelivery
+
+    init() throws {
+        root = try Paths.temporaryDirectory()
+        journal = try Journal(path: root + "/journal.jsonl")
+        delivery = FileDelivery(journal: journal)
+    }
+
+    /// A copy of a real DICOM file at `root/name`.
+    func source(_ name: String = "in/a.dcm", from series: String = "dcm_qa_decubitus__S2_t1_fl2d_sag") throws -> String {
+        let path = root + "/" + name
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: try #require(try Paths.realSeries(series).first), toPath: path)
+        return path
+    }
+
+    func bytes(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
+
+    @Test("A move on one file system leaves the file only at the destination, with nothing open in the journal")
+    func moveSameFileSystem() throws {
+        let source = try source()
+        let original = try #require(bytes(source))
+        let outcome = try delivery.deliver(source, to: root + "/out/x/a.dcm", mode: .move, duplicates: .replaceIdentical)
+        #expect(outcome == .delivered(root + "/out/x/a.dcm"))
+        #expect(!FileManager.default.fileExists(atPath: source))
+        #expect(bytes(root + "/out/x/a.dcm") == original)
+        #expect(journal.openIntents().isEmpty)
+        #expect(allFiles(under: root + "/out").count == 1)
+    }
+
+    @Test("A move across file systems copies, verifies, then removes the source",
+          .enabled(if: FileSystem.isDirectory("/dev/shm") && FileSystem.stamp("/etc/hostname")?.device != nil))
+    func moveAcrossFileSystems() throws {
+        let shm = "/dev/shm/mrsort-test-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: shm, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: shm) }
+        let source = try source()
+        let original = try #require(bytes(source))
+        let sourceDevice = try #require(FileSystem.stamp(source)).device
+        let outcome = try delivery.deliver(source, to: shm + "/a.dcm", mode: .move, duplicates: .skip)
+        #expect(outcome == .delivered(shm + "/a.dcm"))
+        #expect(try #require(FileSystem.stamp(shm + "/a.dcm")).device != sourceDevice)
+        #expect(bytes(shm + "/a.dcm") == original)
+        #expect(!FileManager.default.fileExists(atPath: source))
+        #expect(allFiles(under: shm) == [shm + "/a.dcm"])
+    }
+
+    @Test("A copy keeps the source; a copy with rewrite changes only the copy")
+    func copyAndRewrite() throws {
+        let source = try source()
+        let original = try #require(bytes(source))
+        _ = try delivery.deliver(source, to: root + "/out/plain.dcm", mode: .copy, duplicates: .skip)
+        #expect(bytes(source) == original)
+        #expect(bytes(root + "/out/plain.dcm") == original)
+        let rewrite = AtomicRewrite(changes: [.seriesDescription: "t1_pre sagittal"])
+        _ = try delivery.deliver(source, to: root + "/out/rewritten.dcm", mode: .copy, rewrite: rewrite, duplicates: .skip)
+        #expect(bytes(source) == original)
+        #expect(try ImageHeader.read(from: root + "/out/rewritten.dcm").first?.seriesDescription == "t1_pre sagittal")
+        #expect(try ImageHeader.read(from: source).first?.seriesDescription != "t1_pre sagittal")
+        #expect(allFiles(under: root + "/out").count == 2)
+    }
+
+    @Test("Duplicates: identical bytes are already there; different ones are kept or set aside by policy")
+    func duplicates() throws {
+        let existing = try source("out/a.dcm")
+        let identical = try source("in/same.dcm")
+        #expect(try delivery.deliver(identical, to: existing, mode: .move, duplicates: .replaceIdentical) == .alreadyThere(existing))
+        #expect(!FileManager.default.fileExists(atPath: identical))
+
+        let different = try source("in/other.dcm", from: "dcm_qa_decubitus__S3_t1_fl2d_sag")
+        #expect(try delivery.deliver(different, to: existing, mode: .move, duplicates: .replaceIdentical) == .collision(existing: existing))
+        #expect(FileManager.default.fileExists(atPath: different))
+        #expect(try delivery.deliver(different, to: existing, mode: .move, duplicates: .skip) == .collision(existing: existing))
+        let kept = try delivery.deliver(different, to: existing, mode: .move, duplicates: .keepBoth)
+        #expect(kept == .delivered(root + "/out/a~1.dcm"))
+        #expect(!FileManager.default.fileExists(atPath: different))
+        let again = try source("in/same.dcm")
+        #expect(try delivery.deliver(again, to: existing, mode: .move, duplicates: .skip) == .collision(existing: existing))
+        #expect(FileManager.default.fileExists(atPath: again))
+    }
+
+    @Test("Recovery finishes a move killed after the link and before the source's removal")
+    func recoverHalfDoneMove() throws {
+        let source = try source()
+        let destination = root + "/out/a.dcm"
+        try FileSystem.createDirectory(root + "/out")
+        _ = try journal.begin(.move, source: source, destination: destination, temporary: root + "/out/.mrsort-tmp-a.dcm.x")
+        #expect(link(source, destination) == 0)
+        let recoveries = try Journal(path: root + "/journal.jsonl").recover()
+        #expect(recoveries.map(\.outcome) == ["finished; source removed"])
+        #expect(!FileManager.default.fileExists(atPath: source))
+        #expect(FileManager.default.fileExists(atPath: destination))
+        #expect(try Journal(path: root + "/journal.jsonl").openIntents().isEmpty)
+    }
+
+    @Test("Recovery rolls back a copy killed mid-write: the temporary goes, the source stays, no destination")
+    func recoverPartialCopy() throws {
+        let source = try source()
+        let original = try #require(bytes(source))
+        let temporary = root + "/out/.mrsort-tmp-a.dcm.y"
+        try FileSystem.createDirectory(root + "/out")
+        _ = try journal.begin(.move, source: source, destination: root + "/out/a.dcm", temporary: temporary)
+        try Data(original.prefix(1000)).write(to: URL(fileURLWithPath: temporary))
+        // A torn line after the intent, as a crash mid-append leaves it.
+        let handle = try #require(FileHandle(forWritingAtPath: root + "/journal.jsonl"))
+        handle.seekToEndOfFile()
+        handle.write(Data("{\"id\":9,\"int".utf8))
+        try handle.close()
+        let recoveries = try journal.recover()
+        #expect(recoveries.map(\.outcome) == ["rolled back; source untouched"])
+        #expect(bytes(source) == original)
+        #expect(allFiles(under: root + "/out").isEmpty)
+    }
+
+    @Test("Recovery removes a rewrite's temporary and leaves the original whole")
+    func recoverRewrite() throws {
+        let source = try source()
+        let original = try #require(bytes(source))
+        _ = try journal.begin(.rewrite, source: source)
+        let prepared = try AtomicRewrite(changes: [.seriesDescription: "x"]).prepare(source)
+        #expect(FileManager.default.fileExists(atPath: prepared.temporary))
+        let recoveries = try journal.recover()
+        #expect(recoveries.first?.outcome.hasPrefix("removed 1 temporary file") == true)
+        #expect(!FileManager.default.fileExists(atPath: prepared.temporary))
+        #expect(bytes(source) == original)
+    }
+}
