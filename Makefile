@@ -7,6 +7,7 @@ STUDIES ?= 300
 MRSORT = $$($(SWIFT) build -c release --show-bin-path)/mrsort
 
 .PHONY: build release test test-swift test-python demo benchmark corpus forest-model clean
+.PHONY: deb test-package
 
 build:
 	$(SWIFT) build
@@ -39,6 +40,15 @@ forest-model: release corpus
 	$(PYTHON) -m training.forest.train --train $(CORPUS)/features.safetensors --real $(CORPUS)/realdata-features.safetensors \
 		--out models/forest.safetensors --fixture Tests/ClassificationTests/Fixtures/forest-parity.safetensors \
 		--report training/forest/REPORT.md --figure training/forest/feature-importance.png
+
+## The Debian package: build/mrsort_<version>-1_<arch>.deb (packaging/README.md).
+deb:
+	SWIFT=$(SWIFT) packaging/build-deb.sh
+
+## Build the package, lint it, install it into a clean Debian 12 root, run the installed
+## agent on a real series, remove and purge it (root, network to a Debian mirror).
+test-package:
+	SWIFT=$(SWIFT) MRSORT_REALDATA=$(abspath $(REALDATA)) packaging/test-package.sh
 
 ## Header-read throughput, mrsort beside pydicom.
 benchmark:
