@@ -119,15 +119,14 @@ public final class Journal: Sendable {
     private static func recover(_ intent: Intent) throws(FileSystemError) -> String {
         switch intent.operation {
         case .rewrite:
-            let directory = (intent.source as NSString).deletingLastPathComponent
-            let prefix = AtomicRewrite.temporaryPrefix + (intent.source as NSString).lastPathComponent + "."
-            let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix(prefix) }
-            for name in leftovers { try FileSystem.remove(directory + "/" + name) }
-            return leftovers.isEmpty ? "nothing to undo" : "removed \(leftovers.count) temporary file(s); original intact"
+            let removed = try removeRewriteLeftovers(of: intent.source)
+            return removed == 0 ? "nothing to undo" : "removed \(removed) temporary file(s); original intact"
         case .copy, .move:
             guard let destination = intent.destination else { return "no destination recorded" }
-            if let temporary = intent.temporary, FileSystem.exists(temporary) {
-                try FileSystem.remove(temporary)
+            if let temporary = intent.temporary {
+                // The copy, and the rewrite's own temporary when the copy was being rewritten.
+                if FileSystem.exists(temporary) { try FileSystem.remove(temporary) }
+                _ = try removeRewriteLeftovers(of: temporary)
             }
             let sourceExists = FileSystem.exists(intent.source)
             guard FileSystem.exists(destination) else {
@@ -138,6 +137,15 @@ public final class Journal: Sendable {
             try FileSystem.remove(intent.source)
             return "finished; source removed"
         }
+    }
+
+    /// Removes what an interrupted `AtomicRewrite` of `path` left beside it; returns how many.
+    private static func removeRewriteLeftovers(of path: String) throws(FileSystemError) -> Int {
+        let directory = (path as NSString).deletingLastPathComponent
+        let prefix = AtomicRewrite.temporaryPrefix + (path as NSString).lastPathComponent + "."
+        let leftovers = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix(prefix) }
+        for name in leftovers { try FileSystem.remove(directory + "/" + name) }
+        return leftovers.count
     }
 
     private static func append(_ line: Line, to fd: Int32, path: String) -> Result<Void, FileSystemError> {

@@ -133,4 +133,19 @@ struct FileDeliveryTests {
         #expect(!FileManager.default.fileExists(atPath: prepared.temporary))
         #expect(bytes(source) == original)
     }
+
+    @Test("Recovery removes a delivery's temporary and that temporary's own rewrite leftover")
+    func recoverRewrittenCopy() throws {
+        let source = try source()
+        let original = try #require(bytes(source))
+        let temporary = AtomicRewrite.temporaryPath(for: root + "/out/a.dcm")
+        try FileSystem.createDirectory(root + "/out")
+        _ = try journal.begin(.move, source: source, destination: root + "/out/a.dcm", temporary: temporary)
+        try FileSystem.copyVerified(source, to: temporary)
+        _ = try AtomicRewrite(changes: [.seriesDescription: "x"]).prepare(temporary)
+        #expect(allFiles(under: root + "/out").count == 2)
+        #expect(try journal.recover().map(\.outcome) == ["rolled back; source untouched"])
+        #expect(allFiles(under: root + "/out").isEmpty)
+        #expect(bytes(source) == original)
+    }
 }

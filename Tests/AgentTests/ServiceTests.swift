@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DICOM
+import Foundation
+import Testing
+@testable import Agent
+
+/// `mrsort watch` as a real process: kill -9 at random instants, systemd's notify protocol, SIGHUP.
+@Suite("mrsort watch as a service", .serialized)
+struct ServiceTests {
+    static let series = ["dcm_qa_decubitus__S2_t1_fl2d_sag", "dcm_qa_decubitus__S3_t1_fl2d_sag", "dcm_qa_philips__S601_dti_ax",
+                         "dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", "dbdicom_rider__S14_sag_3d_gre_+c", "dcm_qa_philips_enh__S2201_DTI_S2MB2"]
+
+    static func start(_ configuration: String, environment extra: [String: String] = [:]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Paths.mrsort)
+        process.arguments = ["watch", "--config", configuration]
+        var environment = ProcessInfo.processInfo.environment
+        environment["MRSORT_MODELS"] = Paths.models
+        for (key, value) in extra { environment[key] = value }
+        process.environment = environment
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        return process
+    }
+
+    static func setUp(_ root: String, action: String = "move", quiet: Int = 1) throws -> String {
+        for folder in ["in", "out", "quarantine"] { try FileManager.default.createDirectory(atPath: root + "/" + folder, withIntermediateDirectories: true) }
+        let path = root + "/mrsort.yaml"
+        try """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: \(quiet)
+            action: \(action)
+            output: \(root)/out
+            quarantine: \(root)/quarantine
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("kill -9 at random instants loses no file and duplicates none")
+    func killNine() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let configuration = try Self.setUp(root, action: "rewrite+move")
+        var expected = Set<String>()
+        var generator = SystemRandomNumberGenerator()
+        for (round, name) in Self.series.enumerated() {
+            let process = try Self.start(configuration)
+            for file in try Paths.realSeries(name) {
+                expected.insert(try #require(try ImageHeader.read(from: file).first).sopInstanceUID)
+                try FileManager.default.copyItem(atPath: file, toPath: root + "/in/\(round)-" + (file as NSString).lastPathComponent)
+            }
+            // Somewhere between the quiet period's end and the series' last file (journal recovery
+            // of half-done copies and rewrites was seen in runs of this test).
+            try await Task.sleep(nanoseconds: UInt64.random(in: 1_000_000_000...1_700_000_000, using: &generator))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        let process = try Self.start(configuration)
+        let settled = try await eventually(60) {
+            let sorted = try WatchAgentTests.instances(under: root + "/out").count
+            return allFiles(under: root + "/in").isEmpty && sorted == expected.count
+        }
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(settled)
+        #expect(process.terminationStatus == 0)
+        let sorted = try WatchAgentTests.instances(under: root + "/out")
+        #expect(Set(sorted.keys) == expected)
+        #expect(sorted.values.allSatisfy { $0.count == 1 }, "duplicates: \(sorted.filter { $0.value.count > 1 })")
+        #expect(allFiles(under: root + "/in").isEmpty)
+        #expect(allFiles(under: root + "/quarantine").isEmpty)
+        #expect(allFiles(under: root + "/out").allSatisfy { !$0.contains(AtomicRewrite.temporaryPrefix) })
+    }
+
+    @Test("Type=notify: READY, WATCHDOG, a SIGHUP reload that picks up a new folder, STOPPING, exit 0")
+    func notifyAndReload() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let configuration = try Self.setUp(root)
+        let socket = try NotifySocket(path: root + "/notify")
+        let process = try Self.start(configuration, environment: ["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "1000000"])
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        #expect(socket.receive(within: 20)?.hasPrefix("READY=1") == true)
+        #expect(socket.receive(within: 3) == "WATCHDOG=1")
+
+        try FileManager.default.createDirectory(atPath: root + "/in2", withIntermediateDirectories: true)
+        try (try String(contentsOfFile: configuration, encoding: .utf8)).replacingOccurrences(of: "watch: \(root)/in", with: "watch: [\(root)/in, \(root)/in2]")
+            .write(toFile: configuration, atomically: true, encoding: .utf8)
+        kill(process.processIdentifier, SIGHUP)
+        var messages: [String] = []
+        while let message = socket.receive(within: 3), !message.hasPrefix("READY=1") { messages.append(message) }
+        let file = try #require(try Paths.realSeries("dcm_qa_decubitus__S2_t1_fl2d_sag").first)
+        try FileManager.default.copyItem(atPath: file, toPath: root + "/in2/a.dcm")
+        #expect(try await eventually(20) { allFiles(under: root + "/out").count == 1 })
+
+        kill(process.processIdentifier, SIGTERM)
+        var stopping = false
+        while let message = socket.receive(within: 5) {
+            if message == "STOPPING=1" { stopping = true; break }
+        }
+        process.waitUntilExit()
+        #expect(stopping)
+        #expect(process.terminationStatus == 0)
+    }
+}
+
+/// The receiving end of systemd's notify socket, as a test stands in for systemd.
+final class NotifySocket {
+    let path: String
+    private let fd: Int32
+
+    init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard fd >= 0, bound == 0 else { throw FileSystemError(path: path, operation: "bind", code: errno) }
+    }
+
+    deinit { close(fd) }
+
+    /// The next datagram, or nil after `seconds`.
+    func receive(within seconds: Double) -> String? {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, Int32(seconds * 1000)) > 0 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = recv(fd, &buffer, buffer.count, 0)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[..<count], as: UTF8.self)
+    }
+}
