@@ -1,0 +1,174 @@
+import Classification
+import DICOM
+import Foundation
+import Logging
+import Testing
+@testable import Agent
+
+@Suite("Review, study triggers, relabel and status", .serialized)
+struct AgentFeatureTests {
+    static func folders(_ root: String) throws {
+        for folder in ["in", "out", "quarantine", "review"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + folder, withIntermediateDirectories: true)
+        }
+    }
+
+    static func agent(_ root: String, _ text: String) throws -> (WatchAgent, Task<Void, any Error>) {
+        let configuration = try AgentConfiguration.parse(text, file: "test.yaml")
+        let agent = try WatchAgent(configuration: configuration, configurationPath: nil,
+                                   classifier: try SeriesClassifier(modelDirectory: Paths.models), logger: Logger(label: "test"))
+        return (agent, Task { try await agent.run() })
+    }
+
+    static func copy(_ series: String, into folder: String) throws -> [String] {
+        try Paths.realSeries(series).map { file in
+            let target = folder + "/" + (file as NSString).lastPathComponent
+            try FileManager.default.copyItem(atPath: file, toPath: target)
+            return target
+        }
+    }
+
+    @Test("A series below the confidence threshold goes to review, unrewritten, with its classification beside it")
+    func review() throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let configuration = try AgentConfiguration.parse("""
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            action: rewrite+move
+            output: \(root)/out
+            layout: "{SeriesNumber}_{sequence}/{SOPInstanceUID}.dcm"
+            minimum_confidence: 0.6
+            review: \(root)/review
+            quarantine: \(root)/quarantine
+        """, file: "test.yaml")
+        let rule = try #require(configuration.rules.first)
+        try FileSystem.createDirectory(root + "/state")
+        let journal = try Journal(path: root + "/state/journal.jsonl")
+        let audit = try JSONLinesLog<AuditRecord>(path: root + "/state/audit.jsonl")
+        let handler = SeriesHandler(rule: rule, delivery: FileDelivery(journal: journal), audit: audit)
+        let paths = try Self.copy("dcm_qa_decubitus__S2_t1_fl2d_sag", into: root + "/in")
+        let files = try paths.map { TrackedFile(path: $0, stamp: try #require(FileSystem.stamp($0)), headers: try ImageHeader.read(from: $0)) }
+        let forest = try SeriesClassifier(modelDirectory: Paths.models)
+        // The real classification, made unsure: a vote split 40/60 as two models might give.
+        let result = try #require(handler.handle(files, decided: nil) { headers in
+            guard var classification = forest.classify(headers) else { return nil }
+            classification.confidence = 0.4
+            return classification
+        })
+        #expect(result.decision.review)
+        #expect(result.delivered == files.count)
+        let reviewed = allFiles(under: root + "/review")
+        #expect(reviewed.filter { $0.hasSuffix(".dcm") }.count == files.count)
+        #expect(allFiles(under: root + "/out").isEmpty)
+        #expect(allFiles(under: root + "/in").isEmpty)
+        let note = try #require(reviewed.first { $0.hasSuffix("/mrsort-classification.json") })
+        let decision = try JSONDecoder.iso8601.decode(SeriesDecision.self, from: try Data(contentsOf: URL(fileURLWithPath: note)))
+        #expect(decision.classification.confidence == 0.4)
+        for path in reviewed where path.hasSuffix(".dcm") {
+            #expect(try ImageHeader.read(from: path).first?.seriesDescription == files[0].headers[0].seriesDescription)
+        }
+        #expect(JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").allSatisfy { $0.action == "review" })
+    }
+
+    @Test("A study trigger fires once when the study holds the classes and is quiet, also across a restart")
+    func trigger() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let script = root + "/pipeline.sh"
+        try "#!/bin/sh\necho \"$MRSORT_STUDY_UID|$MRSORT_TRIGGER|$1|$2|$3\" >> \(root)/calls.txt\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let text = """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: 1
+            action: move
+            output: \(root)/out
+            layout: "{StudyInstanceUID}/{SeriesNumber}_{sequence}/{SOPInstanceUID}.dcm"
+            quarantine: \(root)/quarantine
+            triggers:
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(script), --study]
+                inbox: \(root)/inbox
+        """
+        var (agent, running) = try Self.agent(root, text)
+        let study = try #require(try ImageHeader.read(from: try Paths.realSeries("dcm_qa_philips__S601_dti_ax")[0]).first).studyInstanceUID
+        _ = try Self.copy("dcm_qa_philips__S601_dti_ax", into: root + "/in")
+        #expect(try await eventually(30) { FileManager.default.fileExists(atPath: root + "/calls.txt") })
+        agent.stop()
+        try await running.value
+
+        (agent, running) = try Self.agent(root, text)
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        agent.stop()
+        try await running.value
+
+        let calls = try String(contentsOfFile: root + "/calls.txt", encoding: .utf8).split(separator: "\n")
+        #expect(calls.count == 1)
+        let manifestPath = root + "/state/manifests/diffusion-\(study).json"
+        #expect(calls.first.map(String.init) == "\(study)|diffusion|--study|\(root)/out/\(study)/601_dwi|\(manifestPath)")
+        let manifest = try JSONDecoder.iso8601.decode(StudyManifest.self, from: try Data(contentsOf: URL(fileURLWithPath: root + "/inbox/\(study).json")))
+        #expect(manifest.study == study)
+        #expect(manifest.series.map(\.sequence) == [.dwi])
+        #expect(manifest.series.first?.folders.first?.hasPrefix(root + "/out/\(study)/") == true)
+        #expect(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").map(\.exitStatus) == [0])
+    }
+
+    @Test("mrsort relabel moves a handled series to its corrected place and records the correction; status shows it")
+    func relabelAndStatus() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let text = """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: 1
+            action: rewrite+move
+            output: \(root)/out
+            layout: "{SeriesNumber}_{sequence}_{orientation}/{SOPInstanceUID}.dcm"
+            quarantine: \(root)/quarantine
+        """
+        try text.write(toFile: root + "/mrsort.yaml", atomically: true, encoding: .utf8)
+        let (agent, running) = try Self.agent(root, text)
+        let sources = try Self.copy("dcm_qa_decubitus__S2_t1_fl2d_sag", into: root + "/in")
+        let series = try #require(try ImageHeader.read(from: sources[0]).first).seriesInstanceUID
+        #expect(try await eventually(30) { allFiles(under: root + "/out").count == sources.count })
+        let before = Set(allFiles(under: root + "/out").map { ($0 as NSString).deletingLastPathComponent })
+
+        let relabel = try run(Paths.mrsort, ["relabel", series, "--sequence", "t1_pre", "--orientation", "sagittal", "--config", root + "/mrsort.yaml"])
+        #expect(relabel.status == 0, "\(relabel.error)")
+        let moved = await eventually(30) {
+            allFiles(under: root + "/out").filter { $0.contains("/2_t1_pre_sagittal/") }.count == sources.count
+        }
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        let status = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"])
+        agent.stop()
+        try await running.value
+
+        #expect(moved)
+        #expect(allFiles(under: root + "/out").count == sources.count)
+        #expect(before != ["\(root)/out/2_t1_pre_sagittal"])
+        for path in allFiles(under: root + "/out") {
+            #expect(try ImageHeader.read(from: path).first?.seriesDescription == "t1_pre sagittal")
+        }
+        let corrections = JSONLinesLog<RelabelRequest>.read(root + "/state/corrections.jsonl")
+        #expect(corrections.map(\.sequence) == [.t1Pre])
+        #expect(status.status == 0)
+        #expect(status.output.contains("t1_pre (corrected)"))
+        #expect(status.output.contains("series classified 1"))
+
+        let unknown = try run(Paths.mrsort, ["relabel", "1.2.3.4", "--sequence", "t1_pre", "--config", root + "/mrsort.yaml"])
+        #expect(unknown.status != 0)
+        #expect(unknown.error.contains("series 1.2.3.4 has not been handled"))
+    }
+}
