@@ -161,29 +161,37 @@ public struct ConvolutionalNetwork: Sendable {
         var columns: [Float] = []
         for layer in convolutions {
             let outHeight = (height - 1) / layer.stride + 1, outWidth = (width - 1) / layer.stride + 1
-            let positions = batch * outHeight * outWidth
-            Self.im2col(activation, channels: layer.inputs, batch: batch, height: height, width: width,
-                        stride: layer.stride, outHeight: outHeight, outWidth: outWidth, into: &columns)
-            var output = [Float](repeating: 0, count: layer.outputs * positions)
-            // Bias first, so that the product accumulates onto it (beta = 1).
-            output.withUnsafeMutableBufferPointer { out in
-                for channel in 0..<layer.outputs {
-                    let value = layer.bias[channel]
-                    for position in 0..<positions { out[channel * positions + position] = value }
-                }
+            let area = outHeight * outWidth, positions = batch * area, depth = layer.inputs * 9
+            // Every element is written by the products below (beta = 0), so no zero fill.
+            var output = [Float](unsafeUninitializedCapacity: layer.outputs * positions) { _, count in
+                count = layer.outputs * positions
             }
-            let depth = layer.inputs * 9
-            layer.weight.withUnsafeBufferPointer { weight in
-                columns.withUnsafeBufferPointer { cols in
-                    output.withUnsafeMutableBufferPointer { out in
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(layer.outputs), Int32(positions), Int32(depth),
-                                    1, weight.baseAddress, Int32(depth), cols.baseAddress, Int32(positions),
-                                    1, out.baseAddress, Int32(positions))
+            // A few slices per product, so that the column matrix stays in cache (a whole
+            // batch's would be tens of megabytes for the first layers, and memory-bound).
+            let chunk = max(1, min(batch, Self.columnBudget / max(1, depth * area)))
+            var first = 0
+            while first < batch {
+                let slices = first..<min(batch, first + chunk)
+                Self.im2col(activation, channels: layer.inputs, batch: batch, height: height, width: width,
+                            stride: layer.stride, outHeight: outHeight, outWidth: outWidth, slices: slices, into: &columns)
+                let n = slices.count * area
+                layer.weight.withUnsafeBufferPointer { weight in
+                    columns.withUnsafeBufferPointer { cols in
+                        output.withUnsafeMutableBufferPointer { out in
+                            // Row-major C = W · cols, written into columns [first·area, …) of every output row.
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(layer.outputs), Int32(n), Int32(depth),
+                                        1, weight.baseAddress, Int32(depth), cols.baseAddress, Int32(n),
+                                        0, out.baseAddress.map { $0 + first * area }, Int32(positions))
+                        }
                     }
                 }
+                first = slices.upperBound
             }
             output.withUnsafeMutableBufferPointer { out in
-                for index in out.indices where out[index] < 0 { out[index] = 0 }
+                guard let base = out.baseAddress else { return }
+                for channel in 0..<layer.outputs {
+                    Self.addBiasAndRectify(base + channel * positions, count: positions, bias: layer.bias[channel])
+                }
             }
             activation = output
             height = outHeight
@@ -207,31 +215,61 @@ public struct ConvolutionalNetwork: Sendable {
         }
     }
 
-    /// The column matrix `[channels · 9, batch · outHeight · outWidth]` of a 3×3, padding-1
-    /// convolution: row `c·9 + ky·3 + kx` holds input channel c shifted by (ky − 1, kx − 1).
+    /// `x = max(x + bias, 0)` over `count` values, eight at a time.
+    @inline(__always)
+    static func addBiasAndRectify(_ values: UnsafeMutablePointer<Float>, count: Int, bias: Float) {
+        let raw = UnsafeMutableRawPointer(values)
+        let b = SIMD8<Float>(repeating: bias), zero = SIMD8<Float>(repeating: 0)
+        var index = 0
+        while index + 8 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self) + b
+            raw.storeBytes(of: v.replacing(with: zero, where: v .< zero), toByteOffset: index * 4, as: SIMD8<Float>.self)
+            index += 8
+        }
+        while index < count {
+            let v = values[index] + bias
+            values[index] = v > 0 ? v : 0
+            index += 1
+        }
+    }
+
+    /// Floats of column matrix per product (1 MiB): about what stays in a core's L2 cache.
+    static let columnBudget = 1 << 18
+
+    /// The column matrix `[channels · 9, slices.count · outHeight · outWidth]` of a 3×3,
+    /// padding-1 convolution over `slices` of the batch: row `c·9 + ky·3 + kx` holds input
+    /// channel c shifted by (ky − 1, kx − 1).
     static func im2col(_ input: [Float], channels: Int, batch: Int, height: Int, width: Int, stride: Int,
-                       outHeight: Int, outWidth: Int, into columns: inout [Float]) {
-        let positions = batch * outHeight * outWidth
+                       outHeight: Int, outWidth: Int, slices: Range<Int>, into columns: inout [Float]) {
+        let positions = slices.count * outHeight * outWidth
         let count = channels * 9 * positions
-        if columns.count != count { columns = [Float](repeating: 0, count: count) }
-        input.withUnsafeBufferPointer { source in
-            columns.withUnsafeMutableBufferPointer { target in
+        if columns.count < count { columns = [Float](repeating: 0, count: count) }
+        input.withUnsafeBufferPointer { input in
+            columns.withUnsafeMutableBufferPointer { columns in
+                guard let source = input.baseAddress, let target = columns.baseAddress else { return }
                 for channel in 0..<channels {
                     for ky in 0..<3 {
                         for kx in 0..<3 {
-                            var row = (channel * 9 + ky * 3 + kx) * positions
-                            for slice in 0..<batch {
-                                let plane = (channel * batch + slice) * height * width
+                            // Output columns whose input column x = ox·stride + kx − 1 lies inside the image;
+                            // the rest read the zero padding. Computed once per row instead of per pixel.
+                            let first = kx == 0 ? 1 : 0
+                            let end = min(outWidth, (width - kx + stride) / stride)
+                            var row = target + (channel * 9 + ky * 3 + kx) * positions
+                            for slice in slices {
+                                let plane = source + (channel * batch + slice) * height * width
                                 for oy in 0..<outHeight {
                                     let y = oy * stride + ky - 1
-                                    if y < 0 || y >= height {
-                                        for ox in 0..<outWidth { target[row + ox] = 0 }
+                                    if y < 0 || y >= height || end <= first {
+                                        row.update(repeating: 0, count: outWidth)
                                     } else {
-                                        let line = plane + y * width
-                                        for ox in 0..<outWidth {
-                                            let x = ox * stride + kx - 1
-                                            target[row + ox] = (x >= 0 && x < width) ? source[line + x] : 0
+                                        let line = plane + y * width + kx - 1
+                                        if first > 0 { row.update(repeating: 0, count: first) }
+                                        if stride == 1 {
+                                            (row + first).update(from: line + first, count: end - first)
+                                        } else {
+                                            for ox in first..<end { row[ox] = line[ox * stride] }
                                         }
+                                        if end < outWidth { (row + end).update(repeating: 0, count: outWidth - end) }
                                     }
                                     row += outWidth
                                 }

@@ -6,6 +6,11 @@
 //
 // `mrsort-benchmark forest MODEL DATASET [--rounds R]` evaluates the random forest on every
 // feature row of a `mrsort dataset` file on one thread and prints images per second.
+//
+// `mrsort-benchmark cnn MODEL IMAGES [--threads N] [--slices S] [--batch B] [--rounds R]` runs the
+// CNN on the first S preprocessed slices of a `mrsort dataset --images` file, B slices per call
+// (a series' worth), with OpenBLAS on N threads, and prints milliseconds per slice.
+// benchmarks/cnn.sh runs it beside PyTorch on the same weights, slices and thread count.
 import Classification
 import DICOM
 import Dispatch
@@ -28,6 +33,41 @@ func forestBenchmark(_ arguments: [String]) throws {
     }
     print("forest trees=\(forest.treeCount) images=\(rows.count) best_of=\(rounds) seconds=\(String(format: "%.4f", best)) "
         + "images_per_second=\(Int(Double(rows.count) / best)) checksum=\(String(format: "%.3f", checksum))")
+}
+
+/// The CNN benchmark: every slice once per round, best of `rounds` after a warm-up.
+func cnnBenchmark(_ arguments: [String]) throws {
+    guard arguments.count >= 2 else { throw UsageError() }
+    func option(_ name: String, _ fallback: Int) -> Int {
+        arguments.firstIndex(of: name).flatMap { Int(arguments[safe: $0 + 1] ?? "") } ?? fallback
+    }
+    let (threads, count, batch, rounds) = (option("--threads", 1), option("--slices", 64), option("--batch", 16), option("--rounds", 5))
+    var network = try ConvolutionalNetwork(contentsOf: arguments[0])
+    network.batchSize = batch
+    ConvolutionalNetwork.setThreads(threads)
+    let dataset = try SafeTensors(contentsOf: arguments[1])
+    let images = try dataset.tensor("images", in: arguments[1])
+    let side = network.preprocessing.size
+    guard images.shape.count == 3, images.shape[1] == side, images.shape[2] == side else {
+        throw CNNBenchmarkError(description: "\(arguments[1]): slices \(images.shape) do not fit the model's \(side)×\(side) input")
+    }
+    // Stored as round(255 × value) (TrainingDataset).
+    let values = images.floats().map { $0 / 255 }
+    let slices = (0..<min(count, images.shape[0])).map { Array(values[($0 * side * side)..<(($0 + 1) * side * side)]) }
+    var checksum = network.predict(slices).reduce(Float(0)) { $0 + $1.sequenceLogits[0] }
+    var best = Double.infinity
+    for _ in 0..<rounds {
+        let start = DispatchTime.now().uptimeNanoseconds
+        checksum += network.predict(slices).reduce(Float(0)) { $0 + $1.sequenceLogits[0] }
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    print("swift-openblas threads=\(threads) slices=\(slices.count) batch=\(batch) input=\(side) best_of=\(rounds) "
+        + "seconds=\(String(format: "%.4f", best)) ms_per_slice=\(String(format: "%.3f", best * 1000 / Double(slices.count))) "
+        + "checksum=\(String(format: "%.3f", checksum))")
+}
+
+struct CNNBenchmarkError: Error, CustomStringConvertible {
+    var description: String
 }
 
 extension Array {
@@ -55,7 +95,10 @@ struct Options {
 }
 
 struct UsageError: Error, CustomStringConvertible {
-    var description: String { "usage: mrsort-benchmark headers DIR [--threads N] [--rounds R] | forest MODEL DATASET [--rounds R]" }
+    var description: String {
+        "usage: mrsort-benchmark headers DIR [--threads N] [--rounds R] | forest MODEL DATASET [--rounds R]"
+            + " | cnn MODEL IMAGES [--threads N] [--slices S] [--batch B] [--rounds R]"
+    }
 }
 
 /// Reads each file's headers; returns the number of files read and refused.
@@ -77,6 +120,10 @@ func readAll(_ files: [String], threads: Int) -> (read: Int, refused: Int) {
 do {
     if CommandLine.arguments.dropFirst().first == "forest" {
         try forestBenchmark(Array(CommandLine.arguments.dropFirst(2)))
+        exit(0)
+    }
+    if CommandLine.arguments.dropFirst().first == "cnn" {
+        try cnnBenchmark(Array(CommandLine.arguments.dropFirst(2)))
         exit(0)
     }
     let options = try Options(CommandLine.arguments)

@@ -49,6 +49,26 @@ def export(model, path, saved, provenance=None):
     return net
 
 
+def load_exported(path):
+    """The FoldedNetwork of an exported model file (what the Swift engine runs) and its metadata."""
+    from safetensors import safe_open
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+        if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+            raise ValueError(f"{path}: not an {FORMAT} v{VERSION} model")
+        t = {name: f.get_tensor(name) for name in f.keys()}
+    strides = json.loads(meta["strides"])
+    convolutions = [(t[f"conv{i}.weight"], t[f"conv{i}.bias"]) for i in range(len(strides))]
+    heads = []
+    for head in ("sequence", "orientation"):
+        w = t[f"{head}.weight"]
+        layer = torch.nn.Linear(w.shape[1], w.shape[0])
+        layer.weight.data.copy_(w)
+        layer.bias.data.copy_(t[f"{head}.bias"])
+        heads.append(layer.requires_grad_(False))
+    return FoldedNetwork(convolutions, strides, *heads).eval(), meta
+
+
 def load_trained(checkpoint):
     saved = torch.load(checkpoint)
     model = Network(len(saved["sequences"]), len(saved["orientations"]))

@@ -97,6 +97,7 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--slices-per-series", type=int, default=6)
     parser.add_argument("--validation", type=float, default=0.2)
+    parser.add_argument("--valid-slices", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -111,7 +112,14 @@ def main(argv=None):
     orientation = np.where(data.sequence == scout, -1, data.orientation)
     train_series, valid_series = split_by_study(data, args.validation, args.seed)
     in_train = np.isin(data.series, list(train_series))
-    train_rows, valid_rows = np.flatnonzero(in_train), np.flatnonzero(~in_train)
+    train_rows = np.flatnonzero(in_train)
+    # Validation: at most --valid-slices evenly spaced slices per series (the loss that steers the
+    # learning rate and picks the epoch needs no more, and it costs training time).
+    valid_rows = []
+    for series in sorted(valid_series):
+        rows = np.flatnonzero(data.series == series)
+        valid_rows += rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), args.valid_slices)).round().astype(int))].tolist()
+    valid_rows = np.array(valid_rows, dtype=np.int64)
     by_series = {}
     for row in train_rows:
         by_series.setdefault(int(data.series[row]), []).append(row)
