@@ -52,6 +52,10 @@ public actor WatchAgent {
     private var stopping = false
     private let started = Date()
     private var lastStatus = Date.distantPast
+    private var lastStatusSignature = ""
+    private var lastPrune = Date()
+    /// How long decisions are kept in memory for late files and triggers.
+    private static let retention: TimeInterval = 30 * 86_400
     private var lastWatchdog = Date.distantPast
 
     private struct Unreadable {
@@ -220,6 +224,10 @@ public actor WatchAgent {
         fireTriggers(now: now)
         applyRelabelRequests()
         writeStatus(force: false)
+        if now.timeIntervalSince(lastPrune) >= 3600 {
+            lastPrune = now
+            prune(before: now.addingTimeInterval(-Self.retention))
+        }
         if let interval = notifier.watchdogInterval, now.timeIntervalSince(lastWatchdog) >= interval {
             notifier.notify("WATCHDOG=1")
             lastWatchdog = now
@@ -491,12 +499,25 @@ public actor WatchAgent {
             if let stamp = record.sourceStamp, FileSystem.stamp(record.file) == stamp { handledFiles[record.file] = stamp }
         }
         recent = Array(decisions.values.sorted { $0.time > $1.time }.prefix(20))
+        prune(before: Date().addingTimeInterval(-Self.retention))
+    }
+
+    /// Forgets series and studies last touched before `date`, so memory stays bounded over months;
+    /// their records stay in the state files.
+    private func prune(before date: Date) {
+        decisions = decisions.filter { $0.value.time >= date }
+        studies = studies.filter { $0.value.lastActivity >= date }
+        handledFiles = handledFiles.filter { Date(timeIntervalSince1970: $0.value.modified) >= date || FileSystem.stamp($0.key) == $0.value }
     }
 
     private func writeStatus(force: Bool) {
         let now = Date()
-        guard force || now.timeIntervalSince(lastStatus) >= 2 else { return }
+        // Rewritten when something changed (at most every 2 s), else once a minute as a heartbeat.
+        let signature = "\(counters)|\(tracker.pending.count)|\(tracker.pending.values.map(\.files.count).reduce(0, +))|\(inFlight.count)|\(recent.first?.time ?? .distantPast)"
+        let due = signature != lastStatusSignature ? now.timeIntervalSince(lastStatus) >= 2 : now.timeIntervalSince(lastStatus) >= 60
+        guard force || due else { return }
         lastStatus = now
+        lastStatusSignature = signature
         let pending = tracker.pending.values.map { series in
             AgentStatus.Pending(
                 study: series.key.study, series: series.key.series,
