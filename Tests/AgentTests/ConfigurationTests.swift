@@ -128,9 +128,10 @@ struct ConfigurationTests {
 }
 
 /// Runs a program to completion; its status, stdout and stderr.
-func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, output: String, error: String) {
+func run(_ program: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: program)
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     process.arguments = arguments
     if let environment { process.environment = environment }
     let output = Pipe()

@@ -37,6 +37,16 @@ struct WatchAgentTests {
         return result
     }
 
+    /// One synthetic study made by the training corpus generator (Python, as CI installs it).
+    static func generatedStudy(into folder: String) throws -> [String] {
+        let result = try run("/usr/bin/env", ["python3", "-m", "training.synth", "--out", folder, "--studies", "1", "--seed", "11",
+                                              "--jobs", "1", "--max-images", "3"], directory: Paths.repositoryRoot)
+        guard result.status == 0 else { throw GeneratorFailure(message: result.error) }
+        return allFiles(under: folder).filter { $0.hasSuffix(".dcm") }
+    }
+
+    struct GeneratorFailure: Error { let message: String }
+
     /// The decoded pixels of every frame.
     static func pixels(_ path: String) throws -> [[Float]] {
         let file = try DICOMFile.open(path, headerOnly: false)
@@ -54,7 +64,9 @@ struct WatchAgentTests {
                                    logger: Logger(label: "test"))
         let running = Task { try await agent.run() }
 
-        var sources = try Self.series.flatMap { try Paths.realSeries($0) }
+        // Real series from three vendors and one generated study (training/synth) of five series.
+        let generated = try Self.generatedStudy(into: root + "/generated")
+        var sources = try Self.series.flatMap { try Paths.realSeries($0) } + generated
         var generator = SystemRandomNumberGenerator()
         sources.shuffle(using: &generator)
         let expected = try Dictionary(uniqueKeysWithValues: sources.map { (try #require(try ImageHeader.read(from: $0).first).sopInstanceUID, $0) })
@@ -110,7 +122,7 @@ struct WatchAgentTests {
         #expect(audit.filter { $0.action == "rewrite+move" }.count == expected.count)
         #expect(audit.filter { $0.action == "quarantine" }.map { ($0.file as NSString).lastPathComponent } == ["notes.txt"])
         let counters = await agent.currentCounters()
-        #expect(counters.seriesClassified == Self.series.count)
+        #expect(counters.seriesClassified == Self.series.count + Set(try generated.map { try #require(try ImageHeader.read(from: $0).first).seriesInstanceUID }).count)
         #expect(counters.errors == 0)
     }
 
