@@ -15,15 +15,20 @@ public struct SeriesClassification: Sendable, Codable, Equatable {
     public var confidence: Double
     /// Where `orientation` came from.
     public var orientationSource: OrientationSource
-    /// The metadata forest's own series vote.
+    /// The metadata forest's own series vote (over every image).
     public var forest: ModelVote
+    /// The pixel CNN's own series vote (over the decoded images); nil without a CNN model or
+    /// when no image of the series could be decoded.
+    public var cnn: ModelVote? = nil
     /// Why the result differs from the models' vote, when a rule decided (e.g. `BodyPartExamined=KNEE`).
     public var rule: String?
 
     public enum OrientationSource: String, Sendable, Codable {
         /// ImageOrientationPatient of the images.
         case geometry
-        /// No usable geometry: unknown, reported as oblique.
+        /// No usable geometry: the CNN's orientation head (majority of the decoded images).
+        case cnn
+        /// No usable geometry and no CNN answer (or a scout, whose images mix planes): reported as oblique.
         case unknown
     }
 
@@ -34,23 +39,94 @@ public struct SeriesClassification: Sendable, Codable, Equatable {
     }
 }
 
-/// Classifies series from their image headers with the models mrsort ships.
+/// Classifies series from their image headers with the models mrsort ships: the metadata forest
+/// votes once per image, the pixel CNN once per decoded image, and the series takes the majority
+/// of both models' votes over the images both saw (two per image, as Kasmanoff et al. 2022).
 public struct SeriesClassifier: Sendable {
     public let forest: RandomForest
+    /// The pixel CNN; nil: the forest alone decides.
+    public let cnn: ConvolutionalNetwork?
+    /// At most this many images per series, evenly spaced, are decoded for the CNN: a 3,000-image
+    /// perfusion series must not cost 3,000 network passes. The forest still reads every header.
+    public var cnnImagesPerSeries: Int
 
-    public init(forest: RandomForest) {
+    public static let defaultCNNImagesPerSeries = 16
+
+    public init(forest: RandomForest, cnn: ConvolutionalNetwork? = nil, cnnImagesPerSeries: Int = defaultCNNImagesPerSeries) {
         self.forest = forest
+        self.cnn = cnn
+        self.cnnImagesPerSeries = max(1, cnnImagesPerSeries)
     }
 
-    /// Loads the default models from `directory`.
+    /// Loads the default models from `directory`: the forest, and the CNN when its file is there
+    /// (a CNN file that is present but unusable is an error, not silently ignored).
     public init(modelDirectory directory: String) throws(ModelError) {
-        self.init(forest: try RandomForest(contentsOf: directory + "/" + ModelDirectory.forestFile))
+        let cnnPath = directory + "/" + ModelDirectory.cnnFile
+        let cnn = FileManager.default.fileExists(atPath: cnnPath) ? try ConvolutionalNetwork(contentsOf: cnnPath) : nil
+        self.init(forest: try RandomForest(contentsOf: directory + "/" + ModelDirectory.forestFile), cnn: cnn)
+    }
+
+    /// The images the CNN reads: at most `count`, evenly spaced in instance order, first and last kept.
+    static func evenlySpaced(_ headers: [ImageHeader], count: Int) -> [Int] {
+        let order = headers.indices.sorted {
+            (headers[$0].instanceNumber ?? 0, headers[$0].path, headers[$0].frame) < (headers[$1].instanceNumber ?? 0, headers[$1].path, headers[$1].frame)
+        }
+        guard order.count > count else { return order }
+        if count == 1 { return [order[order.count / 2]] }
+        return (0..<count).map { order[Int((Double($0) * Double(order.count - 1) / Double(count - 1)).rounded())] }
     }
 
     /// Classifies one series; nil when it has no images.
     public func classify(_ headers: [ImageHeader]) -> SeriesClassification? {
-        guard let first = headers.first, let vote = forest.vote(headers) else { return nil }
-        let orientation = Orientation(series: headers)
+        guard let first = headers.first else { return nil }
+        let order = SequenceClass.allCases
+        // Forest: one vote per image, over every image.
+        var forestVotes: [SequenceClass] = [], forestSupport: [SequenceClass: Double] = [:]
+        var forestByImage: [[Double]] = []
+        for header in headers {
+            let p = forest.probabilities(header)
+            for (index, value) in p.enumerated() { forestSupport[forest.classes[index], default: 0] += value }
+            forestVotes.append(forest.mostProbable(p))
+            forestByImage.append(p)
+        }
+        guard let forestVote = Vote(forestVotes, order: order, support: forestSupport) else { return nil }
+        // CNN: one vote per decoded image; the ensemble pairs it with the forest's vote on the same image.
+        var cnnVote: Vote<SequenceClass>?
+        var ensembleVote = forestVote
+        var cnnOrientation: Vote<Orientation>?
+        if let cnn {
+            let chosen = Self.evenlySpaced(headers, count: cnnImagesPerSeries)
+            var decoded: [Int] = [], slices: [[Float]] = []
+            for (index, result) in zip(chosen, cnn.preprocessing.slices(of: chosen.map { headers[$0] })) {
+                // An image whose pixels cannot be decoded (e.g. JPEG 2000) gets no CNN vote.
+                if case .success(let slice) = result { decoded.append(index); slices.append(slice) }
+            }
+            let predictions = cnn.predict(slices)
+            var cnnSupport: [SequenceClass: Double] = [:], bothSupport: [SequenceClass: Double] = [:]
+            var both: [SequenceClass] = []
+            for (index, prediction) in zip(decoded, predictions) {
+                for (k, value) in prediction.sequenceProbabilities.enumerated() {
+                    cnnSupport[order[k], default: 0] += value
+                    bothSupport[order[k], default: 0] += value
+                }
+                for (k, value) in forestByImage[index].enumerated() { bothSupport[forest.classes[k], default: 0] += value }
+                both += [forestVotes[index], prediction.sequence]
+            }
+            cnnVote = Vote(predictions.map(\.sequence), order: order, support: cnnSupport)
+            if let combined = Vote(both, order: order, support: bothSupport) { ensembleVote = combined }
+            cnnOrientation = Vote(predictions.map(\.orientation), order: Orientation.allCases)
+        }
+        // Orientation: geometry where the images have it; else the CNN's head, except for scouts
+        // (their images mix planes, so they are exempt from the orientation vote).
+        let geometry = Orientation(series: headers)
+        let orientation: Orientation, source: SeriesClassification.OrientationSource
+        if let geometry {
+            (orientation, source) = (geometry, .geometry)
+        } else if let cnnOrientation, ensembleVote.winner != .scout {
+            (orientation, source) = (cnnOrientation.winner, .cnn)
+        } else {
+            (orientation, source) = (.oblique, .unknown)
+        }
         // A series that says it shows another body part is not brain MRI (the paper's largest error source).
         let nonHead = headers.lazy.compactMap { BodyPart.nonHead($0.bodyPartExamined) }.first
         return SeriesClassification(
@@ -59,11 +135,12 @@ public struct SeriesClassifier: Sendable {
             seriesNumber: first.seriesNumber,
             seriesDescription: first.seriesDescription,
             images: headers.count,
-            sequence: nonHead == nil ? vote.winner : .other,
-            orientation: orientation ?? .oblique,
-            confidence: nonHead == nil ? vote.confidence : 1,
-            orientationSource: orientation == nil ? .unknown : .geometry,
-            forest: .init(sequence: vote.winner, confidence: vote.confidence),
+            sequence: nonHead == nil ? ensembleVote.winner : .other,
+            orientation: orientation,
+            confidence: nonHead == nil ? ensembleVote.confidence : 1,
+            orientationSource: source,
+            forest: .init(sequence: forestVote.winner, confidence: forestVote.confidence),
+            cnn: cnnVote.map { .init(sequence: $0.winner, confidence: $0.confidence) },
             rule: nonHead.map { "BodyPartExamined=\($0)" }
         )
     }
@@ -72,6 +149,8 @@ public struct SeriesClassifier: Sendable {
 /// Where the shipped models are found without configuration.
 public enum ModelDirectory {
     public static let forestFile = "forest.safetensors"
+    /// Optional: without it the forest classifies alone.
+    public static let cnnFile = "cnn.safetensors"
     /// Installed location (Debian package).
     public static let installed = "/usr/share/mrsort/models"
 

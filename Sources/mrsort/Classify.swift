@@ -8,10 +8,12 @@ struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify the DICOM series found under the paths (one row per series).",
         discussion: """
-        Files are grouped by StudyInstanceUID and SeriesInstanceUID. The sequence comes from the \
-        metadata random forest's majority vote over the images (confidence: the winner's share); \
-        the orientation from ImageOrientationPatient. A series whose BodyPartExamined names another \
-        body part (knee, spine, abdomen …) is `other`. Within a study, T1 series acquired after the \
+        Files are grouped by StudyInstanceUID and SeriesInstanceUID. Per image the metadata random \
+        forest votes, and, when models/cnn.safetensors is there, the pixel CNN votes on up to \
+        --cnn-images evenly spaced images; the sequence is the majority of both models' votes over \
+        the images both saw (confidence: the winner's share), and each model's own vote is shown. \
+        The orientation comes from ImageOrientationPatient, else from the CNN (scouts excepted). \
+        A series whose BodyPartExamined names another body part (knee, spine, abdomen …) is `other`. Within a study, T1 series acquired after the \
         contrast (after a series naming a ContrastBolusAgent or a perfusion series; else the repeat of \
         an identical T1) are post-contrast. Files that are not DICOM are listed as skipped.
         """
@@ -22,6 +24,9 @@ struct Classify: ParsableCommand {
 
     @Option(help: "Model folder (default: $MRSORT_MODELS, the checkout's models/, or /usr/share/mrsort/models).")
     var models: String?
+
+    @Option(help: "At most this many images per series, evenly spaced, are decoded for the CNN.")
+    var cnnImages = SeriesClassifier.defaultCNNImagesPerSeries
 
     @Flag(inversion: .prefixedNo, help: "Settle pre/post-contrast T1 from the order of the study's series.")
     var studyContext = true
@@ -37,7 +42,8 @@ struct Classify: ParsableCommand {
     }
 
     func run() throws {
-        let classifier = try SeriesClassifier(modelDirectory: models ?? ModelDirectory.locate())
+        var classifier = try SeriesClassifier(modelDirectory: models ?? ModelDirectory.locate())
+        classifier.cnnImagesPerSeries = max(1, cnnImages)
         var series: [String: [ImageHeader]] = [:]
         var order: [String] = []
         var skipped: [FileFailure] = []
@@ -68,24 +74,38 @@ struct Classify: ParsableCommand {
             return
         }
         if csv {
-            print("study_uid,series_uid,series_number,series_description,images,sequence,orientation,confidence,forest_sequence,forest_confidence,rule")
+            print("study_uid,series_uid,series_number,series_description,images,sequence,orientation,confidence,forest_sequence,forest_confidence,cnn_sequence,cnn_confidence,orientation_source,rule")
             for r in results {
-                print([r.studyInstanceUID, r.seriesInstanceUID, r.seriesNumber.map(String.init) ?? "", r.seriesDescription ?? "",
-                       String(r.images), r.sequence.rawValue, r.orientation.rawValue, String(format: "%.3f", r.confidence),
-                       r.forest.sequence.rawValue, String(format: "%.3f", r.forest.confidence), r.rule ?? ""].map(Self.csvField).joined(separator: ","))
+                let cnn: [String] = [r.cnn?.sequence.rawValue ?? "", r.cnn.map { String(format: "%.3f", $0.confidence) } ?? ""]
+                let fields: [String] = [r.studyInstanceUID, r.seriesInstanceUID, r.seriesNumber.map(String.init) ?? "", r.seriesDescription ?? "",
+                                        String(r.images), r.sequence.rawValue, r.orientation.rawValue, String(format: "%.3f", r.confidence),
+                                        r.forest.sequence.rawValue, String(format: "%.3f", r.forest.confidence)]
+                    + cnn + [r.orientationSource.rawValue, r.rule ?? ""]
+                print(fields.map(Self.csvField).joined(separator: ","))
             }
             for failure in skipped { FileHandle.standardError.write(Data("skipped \(failure.path): \(failure.reason)\n".utf8)) }
             return
         }
-        let header = ["study", "series", "description", "images", "sequence", "orientation", "confidence", "forest", "rule"]
-        let rows = results.map { r in
-            [String(r.studyInstanceUID.suffix(12)), r.seriesNumber.map(String.init) ?? "-", String((r.seriesDescription ?? "").prefix(32)),
-             String(r.images), r.sequence.rawValue, r.orientation.rawValue + (r.orientationSource == .unknown ? "?" : ""),
-             String(format: "%.2f", r.confidence), "\(r.forest.sequence.rawValue) \(String(format: "%.2f", r.forest.confidence))",
-             r.rule ?? ""]
+        let header = ["study", "series", "description", "images", "sequence", "orientation", "confidence", "forest", "cnn", "rule"]
+        let rows = results.map { r -> [String] in
+            let forest = "\(r.forest.sequence.rawValue) \(String(format: "%.2f", r.forest.confidence))"
+            let cnn = r.cnn.map { "\($0.sequence.rawValue) \(String(format: "%.2f", $0.confidence))" } ?? "-"
+            return [String(r.studyInstanceUID.suffix(12)), r.seriesNumber.map(String.init) ?? "-",
+                    String((r.seriesDescription ?? "").prefix(32)), String(r.images), r.sequence.rawValue,
+                    r.orientation.rawValue + Self.orientationMark(r.orientationSource), String(format: "%.2f", r.confidence),
+                    forest, cnn, r.rule ?? ""]
         }
         print(TextTable(header: header, rows: rows).render())
         for failure in skipped { print("skipped \(failure.path): \(failure.reason)") }
+    }
+
+    /// `?`: no geometry and no model answer; `*`: from the CNN, not from geometry.
+    static func orientationMark(_ source: SeriesClassification.OrientationSource) -> String {
+        switch source {
+        case .geometry: ""
+        case .cnn: "*"
+        case .unknown: "?"
+        }
     }
 
     static func csvField(_ value: String) -> String {
