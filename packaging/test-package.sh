@@ -135,7 +135,7 @@ lintian_log="$work/lintian.txt"
 lintian_as=()
 # lintian warns against running as root; run it as nobody where the package is readable.
 if runuser -u nobody -- test -r "$deb" 2>/dev/null; then lintian_as=(runuser -u nobody --); fi
-"${lintian_as[@]}" env HOME="$work" lintian --pedantic --info "$deb" > "$lintian_log" 2>&1 || true
+"${lintian_as[@]}" env HOME="$work" lintian --pedantic --display-info "$deb" > "$lintian_log" 2>&1 || true
 sed 's/^/    lintian: /' "$lintian_log" >&2
 check "lintian reports no errors" bash -c "! grep -q '^E:' '$lintian_log'"
 check "lintian ran (no internal failure)" bash -c "! grep -qi 'internal error\|^lintian: .*failed' '$lintian_log'"
@@ -231,6 +231,26 @@ if in_root sh -c 'command -v systemd-analyze' >/dev/null 2>&1; then
     sed 's/^/    verify: /' "$work/verify.log" >&2
     in_root systemd-analyze security --offline=yes /lib/systemd/system/mrsort.service 2>/dev/null \
         | tail -n 1 | sed 's/^/    security: /' >&2 || true
+
+    # The generator's quoting, as systemd parses it: folder names with a space, a '%' and a
+    # '"' must reach ReadWritePaths= unchanged; a relative path is refused.
+    mkdir -p "$root/tmp/gen-test/units" "$root/tmp/gen-test/out"
+    cat > "$root/tmp/gen-test/fake-mrsort" <<'FAKE'
+#!/bin/sh
+printf '%s\n' "/srv/dicom in/a" "/srv/100%/b" '/srv/q"uote' "relative/x"
+FAKE
+    chmod +x "$root/tmp/gen-test/fake-mrsort"
+    touch "$root/tmp/gen-test/mrsort.yaml"
+    in_root env MRSORT_GENERATOR_BINARY=/tmp/gen-test/fake-mrsort MRSORT_GENERATOR_CONFIG=/tmp/gen-test/mrsort.yaml \
+        /lib/systemd/system-generators/mrsort-folders-generator /tmp/gen-test/out 2>/dev/null || true
+    # The unit with stand-ins for binaries, so that only the paths are under test.
+    sed 's|^ExecStart=.*|ExecStart=/bin/true|; s|^ExecReload=.*||; s|^Documentation=.*||' \
+        "$root/lib/systemd/system/mrsort.service" > "$root/tmp/gen-test/units/mrsort.service"
+    cp -r "$root/tmp/gen-test/out/mrsort.service.d" "$root/tmp/gen-test/units/" 2>/dev/null || true
+    parsed=$(in_root env SYSTEMD_LOG_LEVEL=debug systemd-analyze verify /tmp/gen-test/units/mrsort.service 2>&1 \
+        | sed -n 's/^[[:space:]]*ReadWritePaths: //p' | head -n 1)
+    check "generator output parses to ReadWritePaths: -/srv/dicom in/a -/srv/100%/b -/srv/q\"uote (got: $parsed)" \
+        test "$parsed" = '-/srv/dicom in/a -/srv/100%/b -/srv/q"uote'
 else
     log "SKIP systemd-analyze verify: systemd-analyze is not installed in the root"
 fi
@@ -285,7 +305,9 @@ PY
 
     agent_log="$work/agent.log"
     (
-        # Same pid through exec, so WATCHDOG_PID names the agent itself, as systemd sets it.
+        # Same pid through exec, so WATCHDOG_PID names the agent itself, as systemd sets it;
+        # the unit's UMask=0027 too.
+        umask 0027
         exec chroot --userspec=mrsort:mrsort "$root" /usr/bin/env -i PATH=/usr/bin:/bin LANG=C.UTF-8 \
             NOTIFY_SOCKET=/run/mrsort-test-notify WATCHDOG_USEC=2000000 WATCHDOG_PID=$BASHPID \
             /usr/bin/mrsort watch --config /etc/mrsort/mrsort.yaml
@@ -306,7 +328,8 @@ PY
     n_files=$(find "$realdata/$series" -type f | wc -l)
     in_root install -d -m 0755 /tmp/drop
     cp -r "$realdata/$series" "$root/tmp/drop/series"
-    chmod -R a+rX "$root/tmp/drop"
+    # The real-data copy may be read-only; a receiver writes files it (and the agent) may delete.
+    chmod -R u+w,a+rX "$root/tmp/drop"
     as_mrsort cp -r /tmp/drop/series "/var/lib/mrsort/incoming/$series"
     # Reload while the series is pending (quiet_seconds has not passed): it must survive.
     sleep 2
@@ -322,7 +345,7 @@ PY
         fail "the series did not arrive in /var/lib/mrsort/$destination within $((quiet + 90)) s"
     fi
     find "$root/var/lib/mrsort" -path "$root/var/lib/mrsort/state" -prune -o -type f -print \
-        | sed "s|^$root|    after: |" >&2
+        | sed "s|^$root|    after: |" | head -n 30 >&2
 
     # Every file exactly once, byte for byte (action move: content unchanged).
     sums() { find "$1" -type f -name "${2:-*}" -exec md5sum {} + | cut -d' ' -f1 | sort; }
@@ -334,8 +357,11 @@ PY
     series_dirs=$(find "$root/var/lib/mrsort/$destination" -type f -name '*.dcm' -printf '%h\n' | sort -u)
     check "one series folder, named …_${want_sequence}_${want_orientation}" \
         bash -c '[ "$(wc -l <<<"$1")" -eq 1 ] && [[ "$1" == *_"$2"_"$3" ]]' _ "$series_dirs" "$want_sequence" "$want_orientation"
-    check "files owned by mrsort, not readable by others" \
-        test -z "$(find "$root/var/lib/mrsort/$destination" -type f \( ! -user "$(in_root id -u mrsort)" -o -perm -o=r \))"
+    # A move keeps the file's own mode (it is a rename or a hard link), so what keeps other
+    # users out is /var/lib/mrsort's mode: try as nobody.
+    first_file=$(find "$root/var/lib/mrsort/$destination" -type f -name '*.dcm' | head -n 1)
+    check "sorted files cannot be read by other users (tried as nobody)" \
+        bash -c "! chroot --userspec=nobody:nogroup '$root' test -r '${first_file#"$root"}'"
 
     pings=$(grep -c 'WATCHDOG=1' "$notify_log" || true)
     check "watchdog pings at about WATCHDOG_USEC/2 (saw $pings)" test "$pings" -ge 3
@@ -391,11 +417,13 @@ sed 's/^/    purge: /' "$work/purge.log" >&2
 check "purge: /etc/mrsort gone" test ! -e "$root/etc/mrsort"
 check "purge: state gone" test ! -e "$root/var/lib/mrsort/state"
 check "purge: sorted DICOM data kept" test -f "$root/var/lib/mrsort/sorted/P1/image.dcm"
-check "purge: empty incoming removed" test ! -e "$root/var/lib/mrsort/incoming"
+check "purge: incoming, holding only an emptied drop folder, removed" test ! -e "$root/var/lib/mrsort/incoming"
+check "purge: empty review and quarantine removed" \
+    test ! -e "$root/var/lib/mrsort/review" -a ! -e "$root/var/lib/mrsort/quarantine"
 check "purge: no enablement or mask links left" \
     test -z "$(find "$root/etc/systemd" -name 'mrsort.service' 2>/dev/null)"
 check "purge: dpkg knows nothing of mrsort" bash -c "! chroot '$root' dpkg -s mrsort >/dev/null 2>&1"
-log "what stays after purge: $(cd "$root" && find var/lib/mrsort 2>/dev/null | tr '\n' ' ') user: $(in_root getent passwd mrsort || echo none)"
+log "what stays after purge: $(cd "$root" && find var/lib/mrsort -maxdepth 2 2>/dev/null | tr '\n' ' ')user: $(in_root getent passwd mrsort || echo none)"
 
 # ---------------------------------------------------------------------------------------
 if [ "${#failures[@]}" -gt 0 ]; then
