@@ -6,7 +6,7 @@ CORPUS ?= corpus
 STUDIES ?= 300
 MRSORT = $$($(SWIFT) build -c release --show-bin-path)/mrsort
 
-.PHONY: build release test test-swift test-python demo benchmark corpus forest-model clean
+.PHONY: build release test test-swift test-python demo benchmark corpus forest-model heldout cnn-model clean
 .PHONY: deb test-package
 
 build:
@@ -49,6 +49,26 @@ deb:
 ## agent on a real series, remove and purge it (root, network to a Debian mirror).
 test-package:
 	SWIFT=$(SWIFT) MRSORT_REALDATA=$(abspath $(REALDATA)) packaging/test-package.sh
+
+## An unseen synthetic corpus (other seed) for held-out figures.
+HELDOUT ?= heldout
+heldout:
+	test -f $(HELDOUT)/labels.csv || $(PYTHON) -m training.synth --out $(HELDOUT) --studies 40 --seed 1 --jobs 2
+
+## The shipped pixel CNN: slices preprocessed by mrsort itself, training by PyTorch on the CPU
+## (pip install -r training/cnn/requirements.txt), export with batch norm folded, the Swift parity
+## fixture, figures and saliency maps in training/cnn/REPORT.md.
+cnn-model: release corpus heldout
+	$(MRSORT) dataset $(CORPUS) --images --max-images-per-series 16 --out $(CORPUS)/images.safetensors
+	$(MRSORT) dataset $(HELDOUT) --images --max-images-per-series 16 --out $(HELDOUT)/images.safetensors
+	$(MRSORT) dataset $(REALDATA) --images --max-images-per-series 16 --out $(CORPUS)/realdata-images.safetensors
+	nice -n 10 $(PYTHON) -m training.cnn.train --train $(CORPUS)/images.safetensors --out models/cnn.safetensors \
+		--checkpoint $(CORPUS)/cnn.pt --log training/cnn/training-log.tsv --epochs 60 --minutes 60
+	$(PYTHON) -m training.cnn.export --checkpoint $(CORPUS)/cnn.pt --out models/cnn.safetensors \
+		--fixture Tests/ClassificationTests/Fixtures/cnn-parity.safetensors --fixture-data $(CORPUS)/realdata-images.safetensors
+	$(PYTHON) -m training.cnn.report --model models/cnn.safetensors --log training/cnn/training-log.tsv \
+		--held-out $(HELDOUT)/images.safetensors --real $(CORPUS)/realdata-images.safetensors --report training/cnn/REPORT.md \
+		--saliency training/cnn/saliency.png --confusion training/cnn/realdata-confusion.png --extra training/cnn/benchmark.md
 
 ## Header-read throughput, mrsort beside pydicom.
 benchmark:

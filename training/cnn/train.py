@@ -99,6 +99,8 @@ def main(argv=None):
     parser.add_argument("--validation", type=float, default=0.2)
     parser.add_argument("--valid-slices", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --checkpoint's weights (fresh optimiser state at --lr), appending to --log")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -135,13 +137,29 @@ def main(argv=None):
     valid_s = torch.from_numpy(data.sequence[valid_rows])
     valid_o = torch.from_numpy(orientation[valid_rows])
     checkpoint = args.checkpoint or args.out + ".pt"
-    best = math.inf
+    best, first_epoch, offset = math.inf, 1, 0.0
+    if args.resume:
+        saved = torch.load(checkpoint)
+        model.load_state_dict(saved["state"])
+        first_epoch = saved["epoch"] + 1
+        best = saved.get("valid_loss", math.inf)
+        with open(args.log) as previous:
+            rows = [line.split("\t") for line in previous.read().strip().splitlines()[1:]]
+        # Epochs after the kept one are dropped from the log: training continues from the kept weights.
+        rows = [r for r in rows if int(r[0]) < first_epoch]
+        if rows and math.isinf(best):
+            best = float(rows[-1][4])
+        offset = float(rows[-1][1]) if rows else 0.0
+        with open(args.log, "w") as log:
+            log.write("epoch\tseconds\tlr\ttrain_loss\tvalid_loss\tvalid_image_sequence\tvalid_series_sequence\tvalid_image_orientation\n")
+            log.writelines("\t".join(r) + "\n" for r in rows)
     started = time.time()
-    with open(args.log, "w") as log:
-        log.write("epoch\tseconds\tlr\ttrain_loss\tvalid_loss\tvalid_image_sequence\tvalid_series_sequence\tvalid_image_orientation\n")
+    with open(args.log, "a" if args.resume else "w") as log:
+        if not args.resume:
+            log.write("epoch\tseconds\tlr\ttrain_loss\tvalid_loss\tvalid_image_sequence\tvalid_series_sequence\tvalid_image_orientation\n")
         print(f"{len(train_series)} training series ({len(train_rows)} slices), {len(valid_series)} validation series "
               f"({len(valid_rows)} slices), input {images.shape[1]}x{images.shape[2]}", flush=True)
-        for epoch in range(1, args.epochs + 1):
+        for epoch in range(first_epoch, args.epochs + 1):
             model.train()
             rows = np.concatenate([rng.choice(r, size=min(len(r), args.slices_per_series), replace=False)
                                    for r in by_series.values()])
@@ -180,14 +198,14 @@ def main(argv=None):
             lr = optimiser.param_groups[0]["lr"]
             scheduler.step(valid_loss)
             elapsed = time.time() - started
-            line = (f"{epoch}\t{elapsed:.0f}\t{lr:.0e}\t{total / count:.4f}\t{valid_loss:.4f}\t{image_seq:.4f}"
+            line = (f"{epoch}\t{offset + elapsed:.0f}\t{lr:.0e}\t{total / count:.4f}\t{valid_loss:.4f}\t{image_seq:.4f}"
                     f"\t{series_seq:.4f}\t{image_ori:.4f}")
             log.write(line + "\n")
             log.flush()
             print(line, flush=True)
             if valid_loss < best:
                 best = valid_loss
-                torch.save({"state": model.state_dict(), "epoch": epoch, "preprocessing": preprocessing,
+                torch.save({"state": model.state_dict(), "epoch": epoch, "valid_loss": valid_loss, "preprocessing": preprocessing,
                             "sequences": data.sequences, "orientations": data.orientations}, checkpoint)
             if elapsed > args.minutes * 60:
                 break

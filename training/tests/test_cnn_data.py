@@ -1,0 +1,62 @@
+"""The CNN's inputs and outputs without PyTorch: `mrsort dataset --images` slices as the
+training reads them (training/cnn/data.py), and the shipped model file's structure.
+
+Needs the mrsort binary (as test_mrsort_reader.py): `swift build` first, or MRSORT_BIN.
+"""
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from training.cnn import data as cnn_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODEL = os.path.join(ROOT, "models", "cnn.safetensors")
+
+
+@pytest.fixture(scope="module")
+def mrsort():
+    path = os.environ.get("MRSORT_BIN", os.path.join(ROOT, ".build", "debug", "mrsort"))
+    assert os.access(path, os.X_OK), f"{path} not found: run `swift build` first or set MRSORT_BIN"
+    return path
+
+
+def test_dataset_images_reach_the_training_reader(corpus, mrsort, tmp_path):
+    out, rows = corpus
+    path = str(tmp_path / "images.safetensors")
+    subprocess.run([mrsort, "dataset", out, "--images", "--image-size", "48", "--max-images-per-series", "3",
+                    "--out", path], check=True, capture_output=True, text=True)
+    data, images, preprocessing = cnn_data.load(path)
+    assert preprocessing == {"size": 48, "lowerPercentile": 1, "upperPercentile": 99}
+    assert images.dtype == np.uint8 and images.shape == (len(data.sequence), 48, 48)
+    # Every labelled series contributes 1..3 slices, one feature row per slice.
+    counts = np.bincount(data.series, minlength=len(rows))
+    assert counts.min() >= 1 and counts.max() <= 3
+    assert len(data.features) == len(images)
+    x = cnn_data.to_float(images)
+    assert x.min() == 0.0 and x.max() == 1.0
+    # Normalised per slice: almost every slice reaches both ends of [0, 1] (1st and 99th percentile).
+    per_slice_max = x.reshape(len(x), -1).max(axis=1)
+    assert (per_slice_max == 1.0).mean() > 0.9
+
+
+def test_shipped_model_structure():
+    if not os.path.exists(MODEL):
+        pytest.skip("no shipped CNN (make cnn-model)")
+    with safe_open(MODEL, framework="np") as f:
+        meta = f.metadata()
+        shapes = {name: f.get_slice(name).get_shape() for name in f.keys()}
+    assert meta["format"] == "mrsort-cnn" and meta["version"] == "1"
+    strides = json.loads(meta["strides"])
+    assert len(strides) == 10, "the paper's 10 convolution layers"
+    channels = 1
+    for i in range(len(strides)):
+        out, inp, kh, kw = shapes[f"conv{i}.weight"]
+        assert (inp, kh, kw) == (channels, 3, 3) and shapes[f"conv{i}.bias"] == [out]
+        channels = out
+    assert shapes["sequence.weight"] == [25, channels] and shapes["orientation.weight"] == [4, channels]
+    assert len(json.loads(meta["sequences"])) == 25 and json.loads(meta["orientations"])[-1] == "oblique"
+    assert os.path.getsize(MODEL) < 8 * 2**20
