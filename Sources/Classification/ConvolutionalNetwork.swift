@@ -1,4 +1,5 @@
 import COpenBLAS
+import Dispatch
 import Foundation
 
 /// The multi-task pixel CNN, loaded from the safetensors file that `training/cnn/export.py`
@@ -54,6 +55,10 @@ public struct ConvolutionalNetwork: Sendable {
     /// Slices per matrix product: large enough to keep the BLAS busy, small enough that the
     /// column matrix of the widest layer stays in tens of megabytes.
     public var batchSize = 16
+    /// Threads that run slices in parallel, each with a single-threaded OpenBLAS: the products of
+    /// this small network are too small to split well inside BLAS, slices split evenly.
+    /// 1: one thread, OpenBLAS as configured (`setThreads`, `OPENBLAS_NUM_THREADS`).
+    public var threads = 1
 
     /// One slice's outputs.
     public struct Prediction: Sendable, Equatable {
@@ -138,11 +143,29 @@ public struct ConvolutionalNetwork: Sendable {
 
     /// The outputs of each slice (each `preprocessing.size²` values, row-major, in [0, 1]).
     public func predict(_ slices: [[Float]]) -> [Prediction] {
+        let workers = min(max(1, threads), slices.count)
+        guard workers > 1 else { return predictSerially(slices[...]) }
+        // Process-wide, but a BLAS that spawns its own threads under ours would oversubscribe the cores.
+        Self.setThreads(1)
+        let share = (slices.count + workers - 1) / workers
+        let parts = (0..<workers).map { slices[($0 * share)..<min(slices.count, ($0 + 1) * share)] }
+        // Each worker writes only its own slot.
+        nonisolated(unsafe) var results = [[Prediction]](repeating: [], count: workers)
+        results.withUnsafeMutableBufferPointer { slots in
+            nonisolated(unsafe) let slots = slots
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                slots[worker] = predictSerially(parts[worker])
+            }
+        }
+        return results.flatMap { $0 }
+    }
+
+    private func predictSerially(_ slices: ArraySlice<[Float]>) -> [Prediction] {
         var predictions: [Prediction] = []
         predictions.reserveCapacity(slices.count)
-        var start = 0
-        while start < slices.count {
-            let end = min(slices.count, start + max(1, batchSize))
+        var start = slices.startIndex
+        while start < slices.endIndex {
+            let end = min(slices.endIndex, start + max(1, batchSize))
             predictions += predictBatch(slices[start..<end])
             start = end
         }

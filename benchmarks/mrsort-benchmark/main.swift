@@ -7,9 +7,10 @@
 // `mrsort-benchmark forest MODEL DATASET [--rounds R]` evaluates the random forest on every
 // feature row of a `mrsort dataset` file on one thread and prints images per second.
 //
-// `mrsort-benchmark cnn MODEL IMAGES [--threads N] [--slices S] [--batch B] [--rounds R]` runs the
-// CNN on the first S preprocessed slices of a `mrsort dataset --images` file, B slices per call
-// (a series' worth), with OpenBLAS on N threads, and prints milliseconds per slice.
+// `mrsort-benchmark cnn MODEL IMAGES [--threads N] [--blas] [--slices S] [--batch B] [--rounds R]`
+// runs the CNN on the first S preprocessed slices of a `mrsort dataset --images` file, B slices per
+// product, on N threads (over the slices; with --blas inside OpenBLAS instead), and prints
+// milliseconds per slice.
 // benchmarks/cnn.sh runs it beside PyTorch on the same weights, slices and thread count.
 import Classification
 import DICOM
@@ -44,7 +45,11 @@ func cnnBenchmark(_ arguments: [String]) throws {
     let (threads, count, batch, rounds) = (option("--threads", 1), option("--slices", 64), option("--batch", 16), option("--rounds", 5))
     var network = try ConvolutionalNetwork(contentsOf: arguments[0])
     network.batchSize = batch
-    ConvolutionalNetwork.setThreads(threads)
+    // Default: N engine threads over the slices, each with a one-thread BLAS; --blas: one engine
+    // thread and N BLAS threads inside each product.
+    let blas = arguments.contains("--blas")
+    network.threads = blas ? 1 : threads
+    ConvolutionalNetwork.setThreads(blas ? threads : 1)
     let dataset = try SafeTensors(contentsOf: arguments[1])
     let images = try dataset.tensor("images", in: arguments[1])
     let side = network.preprocessing.size
@@ -61,7 +66,7 @@ func cnnBenchmark(_ arguments: [String]) throws {
         checksum += network.predict(slices).reduce(Float(0)) { $0 + $1.sequenceLogits[0] }
         best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
-    print("swift-openblas threads=\(threads) slices=\(slices.count) batch=\(batch) input=\(side) best_of=\(rounds) "
+    print("swift-openblas threads=\(threads)\(blas ? " (inside BLAS)" : " (over slices)") slices=\(slices.count) batch=\(batch) input=\(side) best_of=\(rounds) "
         + "seconds=\(String(format: "%.4f", best)) ms_per_slice=\(String(format: "%.3f", best * 1000 / Double(slices.count))) "
         + "checksum=\(String(format: "%.3f", checksum))")
 }
@@ -97,7 +102,7 @@ struct Options {
 struct UsageError: Error, CustomStringConvertible {
     var description: String {
         "usage: mrsort-benchmark headers DIR [--threads N] [--rounds R] | forest MODEL DATASET [--rounds R]"
-            + " | cnn MODEL IMAGES [--threads N] [--slices S] [--batch B] [--rounds R]"
+            + " | cnn MODEL IMAGES [--threads N] [--blas] [--slices S] [--batch B] [--rounds R]"
     }
 }
 
