@@ -44,7 +44,8 @@ else
            --package-path "$repo" --scratch-path "$scratch"
            -Xlinker -z -Xlinker now -Xcxx -D_FORTIFY_SOURCE=2)
     echo "build-deb: ${build[*]}" >&2
-    "${build[@]}"
+    # Build output to stderr: stdout carries only the package's path, for callers.
+    "${build[@]}" >&2
     binary="$("${build[@]}" --show-bin-path)/mrsort"
 fi
 [ -x "$binary" ] || die "no mrsort binary at $binary"

@@ -372,6 +372,19 @@ PY
         fail "mrsort status as user mrsort"
     fi
     sed 's/^/    status: /' "$work/status.txt" >&2
+    # What an admin reads there must include the series just handled: counters and decision.
+    status_shows_series() {
+        as_mrsort mrsort status --json --config /etc/mrsort/mrsort.yaml 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+c = s["counters"]
+n, sequence, destination = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+handled = c["review"] >= 1 if destination == "review" else c["filesDelivered"] >= n
+recent = [d for d in s["recent"] if d["classification"]["sequence"] == sequence]
+sys.exit(not (c["seriesClassified"] >= 1 and handled and recent))' "$n_files" "$want_sequence" "$destination"
+    }
+    check "mrsort status counts the series and lists its decision ($want_sequence)" \
+        wait_for 15 status_shows_series
 
     kill -TERM "$agent_pid" 2>/dev/null || true
     status=0
