@@ -69,11 +69,7 @@ public struct ConvolutionalNetwork: Sendable {
     /// Loads and validates a model file; every inconsistency is reported here, never at prediction.
     public init(contentsOf path: String) throws(ModelError) {
         let file = try SafeTensors.model(at: path)
-        let format = file.metadata["format"] ?? "none"
-        let version = file.metadata["version"] ?? "none"
-        guard format == Self.format, version == Self.version else {
-            throw .wrongFormat(path: path, expected: "\(Self.format) v\(Self.version)", found: "\(format) v\(version)")
-        }
+        try file.requireFormat(Self.format, version: Self.version, path: path)
         let decoder = JSONDecoder()
         func decode<T: Decodable>(_ type: T.Type, _ key: String) throws(ModelError) -> T {
             let text = try file.modelMetadata(key, path: path)

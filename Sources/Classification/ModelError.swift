@@ -33,6 +33,14 @@ extension SafeTensors {
         }
     }
 
+    /// Refuses a file whose `format`/`version` metadata is not the expected model's.
+    func requireFormat(_ format: String, version: String, path: String) throws(ModelError) {
+        let found = (metadata["format"] ?? "none", metadata["version"] ?? "none")
+        guard found == (format, version) else {
+            throw .wrongFormat(path: path, expected: "\(format) v\(version)", found: "\(found.0) v\(found.1)")
+        }
+    }
+
     func modelTensor(_ name: String, path: String) throws(ModelError) -> Tensor {
         guard let tensor = tensors[name] else { throw .inconsistent(path: path, reason: "no tensor \"\(name)\"") }
         return tensor

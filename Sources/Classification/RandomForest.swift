@@ -38,11 +38,7 @@ public struct RandomForest: Sendable {
     /// Loads and validates a model file.
     public init(contentsOf path: String) throws(ModelError) {
         let file = try SafeTensors.model(at: path)
-        let format = file.metadata["format"] ?? "none"
-        let version = file.metadata["version"] ?? "none"
-        guard format == Self.format, version == Self.version else {
-            throw .wrongFormat(path: path, expected: "\(Self.format) v\(Self.version)", found: "\(format) v\(version)")
-        }
+        try file.requireFormat(Self.format, version: Self.version, path: path)
         let decoder = JSONDecoder()
         guard let vocabulary = FeatureVocabulary(metadata: file.metadata),
               let columnsJSON = file.metadata["columns"],

@@ -71,9 +71,15 @@ public struct SeriesClassifier: Sendable {
         let order = headers.indices.sorted {
             (headers[$0].instanceNumber ?? 0, headers[$0].path, headers[$0].frame) < (headers[$1].instanceNumber ?? 0, headers[$1].path, headers[$1].frame)
         }
-        guard order.count > count else { return order }
-        if count == 1 { return [order[order.count / 2]] }
-        return (0..<count).map { order[Int((Double($0) * Double(order.count - 1) / Double(count - 1)).rounded())] }
+        return evenlySpaced(order, count: count)
+    }
+
+    /// At most `count` of `items`, evenly spaced, first and last included (all when count is 0
+    /// or at least the number of items). The training dataset samples series the same way.
+    public static func evenlySpaced<T>(_ items: [T], count: Int) -> [T] {
+        guard count > 0, items.count > count else { return items }
+        if count == 1 { return [items[items.count / 2]] }
+        return (0..<count).map { items[Int((Double($0) * Double(items.count - 1) / Double(count - 1)).rounded())] }
     }
 
     /// Classifies one series; nil when it has no images.

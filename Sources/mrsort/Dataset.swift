@@ -61,7 +61,7 @@ struct Dataset: ParsableCommand {
                 }
             }
             headers.sort { ($0.instanceNumber ?? 0, $0.path, $0.frame) < ($1.instanceNumber ?? 0, $1.path, $1.frame) }
-            var selected = Self.evenlySpaced(headers, count: maxImagesPerSeries)
+            var selected = SeriesClassifier.evenlySpaced(headers, count: maxImagesPerSeries)
             if let preprocessing {
                 // An image whose pixels cannot be decoded leaves the dataset (features and slice together).
                 var kept: [ImageHeader] = [], slices: [[Float]] = []
@@ -94,12 +94,5 @@ struct Dataset: ParsableCommand {
             + (refused > 0 ? ", \(refused) files refused" : "") + (mismatched > 0 ? ", \(mismatched) images of other series left out" : "")
             + (preprocessing.map { ", slices \($0.size)x\($0.size)" } ?? "")
             + (undecodable > 0 ? ", \(undecodable) images without decodable pixels left out" : ""))
-    }
-
-    /// `count` elements evenly spaced over `items`, first and last included (all when count is 0 or more).
-    static func evenlySpaced<T>(_ items: [T], count: Int) -> [T] {
-        guard count > 0, items.count > count else { return items }
-        if count == 1 { return [items[items.count / 2]] }
-        return (0..<count).map { items[Int((Double($0) * Double(items.count - 1) / Double(count - 1)).rounded())] }
     }
 }
