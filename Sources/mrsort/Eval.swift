@@ -1,0 +1,138 @@
+import ArgumentParser
+import Classification
+import DICOM
+import Foundation
+
+/// `mrsort eval`: the paper's Table 2 for the forest, the CNN and the ensemble, side by side.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score the forest, the CNN and the ensemble against a labels.csv (per class N, precision, recall, F1).",
+        discussion: """
+        Series are matched to labels by SeriesInstanceUID. With --out, confusion matrices are written \
+        as SVG (confusion-forest.svg, confusion-cnn.svg, confusion-ensemble.svg) with \
+        misclassified.csv (every series any model got wrong, with both models' answers).
+        """
+    )
+
+    @Argument(help: "Folder of DICOM series (searched recursively).")
+    var folder: String
+
+    @Option(help: "labels.csv with dir, series_uid, sequence, orientation, vendor columns.")
+    var labels: String
+
+    @Option(help: "Model folder (default: $MRSORT_MODELS, the checkout's models/, or /usr/share/mrsort/models).")
+    var models: String?
+
+    @Option(help: "Folder for the confusion matrices and the list of misclassified series.")
+    var out: String?
+
+    @Flag(inversion: .prefixedNo, help: "Settle pre/post-contrast T1 from the order of the study's series.")
+    var studyContext = true
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let labelled = try SeriesLabels(contentsOf: labels)
+        let truth = Dictionary(labelled.rows.map { ($0.seriesUID, $0) }, uniquingKeysWith: { first, _ in first })
+        let classifier = try SeriesClassifier(modelDirectory: models ?? ModelDirectory.locate())
+        var headers: [ImageHeader] = []
+        var skipped = 0
+        for file in try DICOMFileDiscovery.files(in: [folder]) {
+            do { headers += try ImageHeader.read(from: file) } catch { skipped += 1 }
+        }
+        let all = classifier.classify(images: headers, studyContext: studyContext)
+        let results = all.filter { truth[$0.seriesInstanceUID] != nil }
+        let pairs = results.compactMap { r in truth[r.seriesInstanceUID].map { (row: $0, result: r) } }
+        let report = Report(
+            series: pairs.count, unlabelled: all.count - results.count, skippedFiles: skipped,
+            forest: ModelScores(model: "forest", pairs: pairs.map { ($0.row.sequence, $0.result.forest.sequence) }),
+            cnn: classifier.cnn == nil ? nil : ModelScores(model: "cnn", pairs: pairs.map { ($0.row.sequence, $0.result.cnn?.sequence) }),
+            ensemble: ModelScores(model: "ensemble", pairs: pairs.map { ($0.row.sequence, $0.result.sequence) }),
+            orientationSeries: pairs.filter { $0.row.orientation != nil }.count,
+            orientationAccuracy: Self.share(pairs.filter { $0.row.orientation != nil }) { $0.row.orientation == $0.result.orientation },
+            misclassified: pairs.filter { p in
+                p.result.sequence != p.row.sequence || p.result.forest.sequence != p.row.sequence
+                    || (p.result.cnn.map { $0.sequence != p.row.sequence } ?? false)
+                    || (p.row.orientation.map { $0 != p.result.orientation } ?? false)
+            }.map { Miss(dir: $0.row.dir, seriesUID: $0.row.seriesUID, label: $0.row.sequence, labelOrientation: $0.row.orientation,
+                         ensemble: $0.result.sequence, orientation: $0.result.orientation, forest: $0.result.forest.sequence,
+                         cnn: $0.result.cnn?.sequence, confidence: $0.result.confidence, rule: $0.result.rule) }
+        )
+        if let out { try write(report, to: out) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.table())
+        }
+    }
+
+    static func share<T>(_ items: [T], _ predicate: (T) -> Bool) -> Double {
+        items.isEmpty ? 0 : Double(items.filter(predicate).count) / Double(items.count)
+    }
+
+    private func write(_ report: Report, to folder: String) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for scores in [report.forest, report.cnn, report.ensemble].compactMap({ $0 }) {
+            try scores.confusionSVG(title: "mrsort eval: \(scores.model)")
+                .write(toFile: folder + "/confusion-\(scores.model).svg", atomically: true, encoding: .utf8)
+        }
+        var csv = "dir,series_uid,label,label_orientation,ensemble,orientation,forest,cnn,confidence,rule\n"
+        for miss in report.misclassified {
+            csv += [miss.dir, miss.seriesUID, miss.label.rawValue, miss.labelOrientation?.rawValue ?? "", miss.ensemble.rawValue,
+                    miss.orientation.rawValue, miss.forest.rawValue, miss.cnn?.rawValue ?? "", String(format: "%.3f", miss.confidence),
+                    miss.rule ?? ""].map(Classify.csvField).joined(separator: ",") + "\n"
+        }
+        try csv.write(toFile: folder + "/misclassified.csv", atomically: true, encoding: .utf8)
+    }
+
+    struct Miss: Encodable {
+        let dir: String
+        let seriesUID: String
+        let label: SequenceClass
+        let labelOrientation: Orientation?
+        let ensemble: SequenceClass
+        let orientation: Orientation
+        let forest: SequenceClass
+        let cnn: SequenceClass?
+        let confidence: Double
+        let rule: String?
+    }
+
+    struct Report: Encodable {
+        let series: Int
+        let unlabelled: Int
+        let skippedFiles: Int
+        let forest: ModelScores
+        let cnn: ModelScores?
+        let ensemble: ModelScores
+        let orientationSeries: Int
+        let orientationAccuracy: Double
+        let misclassified: [Miss]
+
+        /// Table 2 of the paper, one column group per model.
+        func table() -> String {
+            let models = [forest, cnn, ensemble].compactMap { $0 }
+            let header = ["class", "N"] + models.flatMap { ["\($0.model) P", "R", "F1"] }
+            let classes = SequenceClass.allCases.filter { c in models.contains { $0.classes.contains { $0.sequence == c } } }
+            func f(_ value: Double) -> String { String(format: "%.2f", value) }
+            var rows = classes.map { c -> [String] in
+                let n = ensemble.classes.first { $0.sequence == c }?.n ?? 0
+                return [c.rawValue, String(n)] + models.flatMap { m -> [String] in
+                    guard let s = m.classes.first(where: { $0.sequence == c }) else { return ["-", "-", "-"] }
+                    return [f(s.precision), f(s.recall), f(s.f1)]
+                }
+            }
+            rows.append(["weighted avg", String(ensemble.series)] + models.flatMap { [f($0.weightedPrecision), f($0.weightedRecall), f($0.weightedF1)] })
+            var text = TextTable(header: header, rows: rows).render()
+            text += "\n\nsequence accuracy: " + models.map { "\($0.model) \(String(format: "%.3f", $0.accuracy)) (\($0.series) series)" }.joined(separator: ", ")
+            text += "\norientation accuracy: \(String(format: "%.3f", orientationAccuracy)) (\(orientationSeries) series)"
+            text += "\nmisclassified by at least one model: \(misclassified.count)"
+            if unlabelled > 0 { text += "\nseries without a label (not scored): \(unlabelled)" }
+            if skippedFiles > 0 { text += "\nfiles skipped (not DICOM or unreadable): \(skippedFiles)" }
+            return text
+        }
+    }
+}
