@@ -14,6 +14,8 @@ public struct AgentConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// Series classified at the same time.
     public var workerThreads: Int
+    /// At most this many images per series, evenly spaced, are decoded for the CNN.
+    public var cnnImagesPerSeries: Int
     /// Full rescan interval: network mounts send no inotify events.
     public var rescanSeconds: Double
     public var rules: [FolderRule]

@@ -49,7 +49,7 @@ struct ConfigurationDecoder {
     }
 
     mutating func decode(_ root: YAMLNode) -> AgentConfiguration? {
-        guard let fields = mapping(root, keys: ["state_directory", "models", "log_level", "worker_threads", "rescan_seconds", "rules"], context: "the configuration") else {
+        guard let fields = mapping(root, keys: ["state_directory", "models", "log_level", "worker_threads", "cnn_images_per_series", "rescan_seconds", "rules"], context: "the configuration") else {
             return nil
         }
         let stateDirectory = fields["state_directory"].flatMap { folder($0, "state_directory") } ?? "/var/lib/mrsort/state"
@@ -61,6 +61,8 @@ struct ConfigurationDecoder {
             }
         }
         let workerThreads = fields["worker_threads"].flatMap { integer($0, "worker_threads", range: 1...64) } ?? 2
+        let cnnImages = fields["cnn_images_per_series"].flatMap { integer($0, "cnn_images_per_series", range: 1...10_000) }
+            ?? SeriesClassifier.defaultCNNImagesPerSeries
         let rescanSeconds = fields["rescan_seconds"].flatMap { number($0, "rescan_seconds", range: 1...86_400) } ?? 300
         var rules: [FolderRule] = []
         if let node = fields["rules"] {
@@ -78,7 +80,7 @@ struct ConfigurationDecoder {
         }
         return AgentConfiguration(
             stateDirectory: stateDirectory, models: models, logLevel: logLevel, workerThreads: workerThreads,
-            rescanSeconds: rescanSeconds, rules: rules
+            cnnImagesPerSeries: cnnImages, rescanSeconds: rescanSeconds, rules: rules
         )
     }
 

@@ -53,7 +53,7 @@ struct SeriesHandler: Sendable {
             var record = AuditRecord(
                 time: Date(), rule: rule.name, file: file.path, study: header.studyInstanceUID, series: header.seriesInstanceUID,
                 sequence: classification.sequence, orientation: classification.orientation, confidence: classification.confidence,
-                forest: classification.forest, action: "", destination: nil, reason: classification.rule
+                forest: classification.forest, cnn: classification.cnn, action: "", destination: nil, reason: classification.rule
             )
             do {
                 let outcome = try act(on: file, header: header, values: values, review: review, record: &record)

@@ -61,6 +61,8 @@ public struct AuditRecord: Codable, Sendable, Equatable {
     public var confidence: Double?
     /// The metadata forest's series vote.
     public var forest: SeriesClassification.ModelVote?
+    /// The pixel CNN's series vote (nil without a CNN model).
+    public var cnn: SeriesClassification.ModelVote?
     /// What was done: `move`, `copy`, `rewrite`, `review`, `quarantine`, `duplicate`, `error`, `relabel`.
     public var action: String
     /// Where the file is now, when it was written somewhere.

@@ -44,28 +44,16 @@ struct Classify: ParsableCommand {
     func run() throws {
         var classifier = try SeriesClassifier(modelDirectory: models ?? ModelDirectory.locate())
         classifier.cnnImagesPerSeries = max(1, cnnImages)
-        var series: [String: [ImageHeader]] = [:]
-        var order: [String] = []
+        var headers: [ImageHeader] = []
         var skipped: [FileFailure] = []
         for file in try DICOMFileDiscovery.files(in: paths) {
             do {
-                for header in try ImageHeader.read(from: file) {
-                    let key = header.studyInstanceUID + "|" + header.seriesInstanceUID
-                    if series[key] == nil { order.append(key) }
-                    series[key, default: []].append(header)
-                }
+                headers += try ImageHeader.read(from: file)
             } catch {
                 skipped.append(FileFailure(error))
             }
         }
-        var studies: [String: [StudyContext.Series]] = [:]
-        var studyOrder: [String] = []
-        for key in order {
-            guard let headers = series[key], let result = classifier.classify(headers) else { continue }
-            if studies[result.studyInstanceUID] == nil { studyOrder.append(result.studyInstanceUID) }
-            studies[result.studyInstanceUID, default: []].append(.init(classification: result, headers: headers))
-        }
-        let results = studyOrder.flatMap { studyContext ? StudyContext.settle(studies[$0]!) : studies[$0]!.map(\.classification) }
+        let results = classifier.classify(images: headers, studyContext: studyContext)
         if json {
             struct Report: Encodable { let series: [SeriesClassification]; let skipped: [FileFailure] }
             let encoder = JSONEncoder()

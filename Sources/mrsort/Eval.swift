@@ -23,6 +23,9 @@ struct Eval: ParsableCommand {
     @Option(help: "Model folder (default: $MRSORT_MODELS, the checkout's models/, or /usr/share/mrsort/models).")
     var models: String?
 
+    @Option(help: "At most this many images per series, evenly spaced, are decoded for the CNN.")
+    var cnnImages = SeriesClassifier.defaultCNNImagesPerSeries
+
     @Option(help: "Folder for the confusion matrices and the list of misclassified series.")
     var out: String?
 
@@ -35,7 +38,8 @@ struct Eval: ParsableCommand {
     func run() throws {
         let labelled = try SeriesLabels(contentsOf: labels)
         let truth = Dictionary(labelled.rows.map { ($0.seriesUID, $0) }, uniquingKeysWith: { first, _ in first })
-        let classifier = try SeriesClassifier(modelDirectory: models ?? ModelDirectory.locate())
+        var classifier = try SeriesClassifier(modelDirectory: models ?? ModelDirectory.locate())
+        classifier.cnnImagesPerSeries = max(1, cnnImages)
         var headers: [ImageHeader] = []
         var skipped = 0
         for file in try DICOMFileDiscovery.files(in: [folder]) {

@@ -35,7 +35,8 @@ struct Watch: AsyncParsableCommand {
         }
         let logger = Logger(label: "mrsort")
         let models = configuration.models ?? ModelDirectory.locate()
-        let classifier = try SeriesClassifier(modelDirectory: models)
+        var classifier = try SeriesClassifier(modelDirectory: models)
+        classifier.cnnImagesPerSeries = configuration.cnnImagesPerSeries
         let agent = try WatchAgent(
             configuration: configuration, configurationPath: config, classifier: classifier,
             studyContext: studyContext, logger: logger

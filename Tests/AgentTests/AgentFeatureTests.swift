@@ -143,6 +143,8 @@ struct AgentFeatureTests {
         let sources = try Self.copy("dcm_qa_decubitus__S2_t1_fl2d_sag", into: root + "/in")
         let series = try #require(try ImageHeader.read(from: sources[0]).first).seriesInstanceUID
         #expect(try await eventually(30) { allFiles(under: root + "/out").count == sources.count })
+        // The decision is recorded once the whole series is done.
+        #expect(await eventually(30) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 1 })
         let before = Set(allFiles(under: root + "/out").map { ($0 as NSString).deletingLastPathComponent })
 
         let relabel = try run(Paths.mrsort, ["relabel", series, "--sequence", "t1_pre", "--orientation", "sagittal", "--config", root + "/mrsort.yaml"])
