@@ -55,9 +55,12 @@ listener_pid=""
 cleanup() {
     [ -n "$agent_pid" ] && kill -KILL "$agent_pid" 2>/dev/null || true
     [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
-    if mountpoint -q "$root/proc" 2>/dev/null; then umount "$root/proc" || true; fi
+    if mountpoint -q "$root/proc" 2>/dev/null; then umount "$root/proc" || umount -l "$root/proc" || true; fi
     if [ "${KEEP_TEST_ROOT:-0}" = 1 ]; then
         log "kept $work"
+    elif mountpoint -q "$root/proc" 2>/dev/null; then
+        # Never rm -rf through a mounted /proc.
+        log "left $work: $root/proc is still mounted"
     else
         rm -rf "$work"
     fi
