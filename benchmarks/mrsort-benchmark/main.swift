@@ -103,6 +103,7 @@ struct UsageError: Error, CustomStringConvertible {
     var description: String {
         "usage: mrsort-benchmark headers DIR [--threads N] [--rounds R] | forest MODEL DATASET [--rounds R]"
             + " | cnn MODEL IMAGES [--threads N] [--blas] [--slices S] [--batch B] [--rounds R]"
+            + " | series DIR [--threads N] [--cnn-images K] [--rounds R]"
     }
 }
 
@@ -125,6 +126,10 @@ func readAll(_ files: [String], threads: Int) -> (read: Int, refused: Int) {
 do {
     if CommandLine.arguments.dropFirst().first == "forest" {
         try forestBenchmark(Array(CommandLine.arguments.dropFirst(2)))
+        exit(0)
+    }
+    if CommandLine.arguments.dropFirst().first == "series" {
+        try seriesBenchmark(Array(CommandLine.arguments.dropFirst(2)))
         exit(0)
     }
     if CommandLine.arguments.dropFirst().first == "cnn" {
