@@ -380,7 +380,7 @@ public actor WatchAgent {
                 try FileSystem.writeAtomically(data, to: inbox + "/" + name)
             }
             if let command = trigger.command {
-                record.exitStatus = try run(command + [manifest.folder ?? "", path], study: study, trigger: trigger.name, manifest: path)
+                try start(command + [manifest.folder ?? "", path], record: record, manifest: path)
             }
             counters.triggers += 1
             logger.notice("study trigger fired", metadata: ["study": "\(study)", "trigger": "\(trigger.name)"])
@@ -389,22 +389,33 @@ public actor WatchAgent {
             counters.errors += 1
             logger.error("study trigger failed", metadata: ["study": "\(study)", "trigger": "\(trigger.name)", "error": "\(error)"])
         }
+        // Recorded when fired, so that it fires once per study even if the agent stops meanwhile.
         try? triggerLog.append(record)
     }
 
-    /// Starts a trigger's command (argv, no shell) and waits for it; its exit status is recorded.
-    private func run(_ argv: [String], study: String, trigger: String, manifest: String) throws -> Int32 {
+    /// Starts a trigger's command (argv, no shell) without waiting: a pipeline may run for hours
+    /// while the agent goes on. Its exit status is recorded in a second line when it ends.
+    private func start(_ argv: [String], record: TriggerRecord, manifest: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())
         var environment = ProcessInfo.processInfo.environment
-        environment["MRSORT_STUDY_UID"] = study
-        environment["MRSORT_TRIGGER"] = trigger
+        environment["MRSORT_STUDY_UID"] = record.study
+        environment["MRSORT_TRIGGER"] = record.trigger
         environment["MRSORT_MANIFEST"] = manifest
         process.environment = environment
+        let log = triggerLog, logger = logger
+        process.terminationHandler = { process in
+            var finished = record
+            finished.time = Date()
+            finished.exitStatus = process.terminationStatus
+            try? log.append(finished)
+            if process.terminationStatus != 0 {
+                logger.error("study trigger command failed", metadata: ["study": "\(record.study)", "trigger": "\(record.trigger)",
+                                                                    "status": "\(process.terminationStatus)"])
+            }
+        }
         try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
     }
 
     // MARK: Corrections
