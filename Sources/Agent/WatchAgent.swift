@@ -424,12 +424,15 @@ public actor WatchAgent {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: state.requests) else { return }
         for name in names.sorted() where name.hasSuffix(".json") && !name.hasPrefix(".") {
             let path = state.requests + "/" + name
-            defer { try? FileSystem.remove(path) }
             guard let data = FileManager.default.contents(atPath: path),
                   let request = try? JSONDecoder.iso8601.decode(RelabelRequest.self, from: data) else {
                 logger.error("unreadable relabel request", metadata: ["file": "\(path)"])
+                try? FileSystem.remove(path)
                 continue
             }
+            // A series being handled right now is relabelled once it is done.
+            guard !inFlight.keys.contains(where: { $0.series == request.series }) else { continue }
+            try? FileSystem.remove(path)
             relabel(request)
         }
     }
@@ -464,9 +467,14 @@ public actor WatchAgent {
         if moving.action.delivery == .copy { moving.action.delivery = .move }
         let handler = SeriesHandler(rule: moving, delivery: delivery, audit: audit)
         decision.folders = []
-        let result = handler.handle(files, decided: decision) { _ in nil }
-        logger.notice("series relabelled", metadata: ["series": "\(request.series)", "sequence": "\(request.sequence.rawValue)", "files": "\(files.count)"])
-        finish(key, result, files: files)
+        logger.notice("relabelling series", metadata: ["series": "\(request.series)", "sequence": "\(request.sequence.rawValue)", "files": "\(files.count)"])
+        // Off the loop like any series: moving many files must not hold up the watchdog.
+        inFlight[key] = Set(files.map(\.path))
+        let continuation = continuation, corrected = decision
+        Task.detached {
+            let result = handler.handle(files, decided: corrected) { _ in nil }
+            continuation.yield(.handled(key, result, files: files))
+        }
     }
 
     // MARK: Configuration reload
