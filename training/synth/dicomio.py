@@ -383,7 +383,7 @@ def write_enhanced(out_dir, study, scanner, ser, meta, series_uid, for_uid, seri
     ds.TimeOfFlightContrast = "YES" if ser.sequence in ("tof", "tof_mip") else "NO"
     ds.Spoiling = "RF" if a.get("family") in ("gre", "vibe", "mprage", "tfe", "bravo", "flash3d", "tof", "swi") else "NONE"
     ds.SteadyStatePulseSequence = "FREE_PRECESSION" if a.get("family") in ("ciss", "trufi", "scout_bssfp") else "NONE"
-    ds.EchoPlanarPulseSequence = "YES" if a.get("family") in ("dwi", "dsc", "bold", "asl", "fa") else "NO"
+    ds.EchoPlanarPulseSequence = "YES" if a.get("family") in ("dwi", "dsc", "bold", "asl", "fa", "fmap_epi") else "NO"
     ds.SaturationRecovery = "NO"
     ds.SpectrallySelectedSuppression = "FAT" if ser.fat_sat else "NONE"
     ds.OversamplingPhase = "NONE"

@@ -19,7 +19,7 @@ PROTOCOLS = {
                  ("inject", 0.8), ("t1_3d_post", 0.9), ("t1_post", 0.6)]),
     "tumour": (1.1, [("scout", 1.0), ("t1_pre", 0.7), ("t1_3d_pre", 0.7), ("t2", 0.9), ("flair", 0.8), ("dwi", 0.9),
                      ("swi", 0.7), ("inject", 1.0), ("perfusion", 0.85), ("t1_post", 0.8), ("t1_3d_post", 0.8),
-                     ("vibe_post", 0.35), ("other_asl", 0.15)]),
+                     ("vibe_post", 0.35), ("other_asl", 0.15), ("other_fa", 0.2)]),  # DTI for surgical planning
     "stroke": (1.2, [("scout", 1.0), ("dwi", 1.0), ("flair", 0.8), ("swi", 0.8), ("tof", 0.9), ("t2", 0.4),
                      ("inject", 0.35), ("perfusion", 1.0)]),
     "iac": (3.0, [("scout", 1.0), ("t2", 0.5), ("flair", 0.3), ("dwi", 0.4), ("t2_haste", 0.15), ("ciss", 0.9), ("t1_iac_pre", 1.0),

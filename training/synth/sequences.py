@@ -152,7 +152,7 @@ def make_t1(ctx: Ctx, post: bool, plane=None, iac=False) -> list:
     rng = ctx.rng
     t = ctx.subject.tissue_params(post)
     fs = post and rng.random() < (0.6 if iac else 0.25)
-    p_gre = 0.25 if ctx.vendor == "Siemens" else 0.12
+    p_gre = 0.3 if ctx.vendor == "Siemens" else 0.12  # t1_fl2d is a common Siemens 2D T1
     variant = ctx.choice(["se", "tse", "gre", "t1flair"], [0.35, 0.3, p_gre, 0.35 - p_gre] if not iac else [0.5, 0.45, 0.05, 0.0])
     etl = 1
     ti = None
@@ -164,7 +164,12 @@ def make_t1(ctx: Ctx, post: bool, plane=None, iac=False) -> list:
         s = physics.spin_echo(t, tr, te)
         s[CH["wm"]] *= 0.95  # multi-slice MT
     elif variant == "gre":
-        tr, te, fa = ctx.u(150, 350), ctx.u(2.5, 5.0), ctx.u(65, 80)
+        # 2D FLASH/FSPGR T1: TR 150-400, FA 60-90 (Siemens t1_fl2d 250-300/70-80, dev 300/2.46/80 at 3 T).
+        # TE is usually a fat-water in-phase echo (3 T: 2.46/4.92 ms, 1.5 T: 4.76 ms) or the shortest
+        # (opposed-phase 2.38 ms at 1.5 T); sometimes just "minimum".
+        tr, fa = ctx.u(150, 400), ctx.u(60, 90)
+        te_choices = [2.46, 2.46, 4.92] if ctx.hi else [4.76, 4.76, 2.38]
+        te = float(ctx.choice(te_choices)) if rng.random() < 0.7 else ctx.u(2.3, 5.0)
         s = physics.spoiled_gre(t, tr, te, fa)
         # inflow: entry-slice vessels bright
         s[CH["artery"]] *= 2.0

@@ -285,7 +285,8 @@ def make_asl(ctx: Ctx) -> list:
         imgs = [recon(samples[0][k], k) for k in range(samples[0].shape[0])]
         kind, derived, tr, te = "MAP", True, ctx.u(4000, 5000), ctx.u(10, 16)
     else:
-        tr, te = ctx.u(3500, 5000), ctx.u(10, 16)
+        # readouts: Philips 3D GraSE TE 8-14 ms (dev 4250/9, ETL 112), Siemens/GE 2D EPI or 3D GRASE/spiral 10-16
+        tr, te = ctx.u(3500, 5000), (ctx.u(8, 14) if ctx.vendor == "Philips" else ctx.u(10, 16))
         m0 = physics.spin_echo(t, tr if variant == "m0" else 2000.0, te)
         if variant == "raw":
             m0 = m0 * 0.12  # background suppression
@@ -296,23 +297,58 @@ def make_asl(ctx: Ctx) -> list:
               for k, im in zip(st.keep, imgs)]
     acq = dict(tr=tr, te=te, ti=ctx.u(1800, 2000), fa=90.0, etl=st.rows, mr_type=ctx.choice(["2D", "3D"]), family="asl",
                fat_sat=True, pe_axis=0, pixel_bw=ctx.u(1500, 3000), variant=variant)
+    # label/control source series are dynamic scans: their number of dynamics is NumberOfTemporalPositions
+    # (Philips/GE write it; dev Philips 3DpCASL source: 3)
+    n_dyn = int(ctx.choice([2, 3, 4, 6, 8, 10, 15, 30, 40])) if variant == "raw" else None
     return [make_series("other", "asl_" + variant, st, frames, acq, kind=kind, derived=derived,
-                        acq_matrix=(st.rows, st.rows))]
+                        acq_matrix=(st.rows, st.rows), n_temporal=n_dyn)]
+
+
+def make_fieldmap_epi(ctx: Ctx) -> list:
+    """Reversed-phase-encoding spin-echo EPI b0 pair for distortion correction (topup / pepolar; Siemens CMRR
+    SpinEchoFieldMap, GE research/ABCD epi_pepolar with ScanningSequence EP\\RM [dev]): T2-weighted SE-EPI like
+    a DWI b0, but no diffusion encoding (no DIFFUSION image type, Siemens no b-value); class other."""
+    rng = ctx.rng
+    sub = ctx.subject
+    t = sub.tissue_params(ctx.post)
+    tr, te = ctx.u(5000, 9000), (ctx.u(55, 80) if ctx.hi else ctx.u(70, 95))
+    s0 = fat_suppress(ctx, physics.spin_echo(t, tr, te), eff=0.05)
+    plane = choose_plane(ctx, {"axial": 0.9, "oblique": 0.1})
+    st = _epi_stack(ctx, plane, thick=(2.0, 3.5), gap=(0.0, 0.1), n_rng=(40, 80), matrix=int(ctx.choice([80, 96, 104, 128])),
+                    keep_n=ctx.max_images)
+    samples, recon, _ = _epi_render(ctx, st, [sub.signal_volume(s0)], snr=30, ref=wm_ref(s0), te=te, acq_mat=st.rows)
+    frames = [Frame(pixels=recon(samples[0][kk], kk), ipp=[float(v) for v in st.ipp(k)], iop=st.iop, instance=k + 1, slice_index=k)
+              for kk, k in enumerate(st.keep)]
+    acq = dict(tr=tr, te=te, ti=None, fa=90.0, etl=1 if ctx.vendor == "GE" else st.rows, mr_type="2D", family="fmap_epi",
+               fat_sat=True, pe_axis=0, pixel_bw=ctx.u(1500, 2600), epi_factor=st.rows)
+    return [make_series("other", "fieldmap_epi", st, frames, acq, acq_matrix=(st.rows, st.rows),
+                        n_temporal=int(ctx.choice([1, 2, 3, 4])))]
 
 
 def make_fieldmap(ctx: Ctx) -> list:
     rng = ctx.rng
     sub = ctx.subject
     t = sub.tissue_params(ctx.post)
+    if ctx.vendor in ("Siemens", "GE") and rng.random() < 0.35:
+        return make_fieldmap_epi(ctx)
     variant = ctx.choice(["magnitude", "phase"], [0.5, 0.5])
+    mr_type, etl = "2D", 1
     if ctx.vendor == "Siemens":
         te1 = 4.92 if ctx.hi else ctx.u(4.0, 6.0)
         te2 = te1 + (2.46 if ctx.hi else 4.76)
         tr, fa = ctx.u(400, 700), ctx.u(40, 60)
+    elif ctx.vendor == "Philips":
+        # Philips B0 map: 3D dual-echo FFE, short TR, low flip, delta TE = one fat-water in-phase period
+        # (2.3 ms at 3 T, 4.6 ms at 1.5 T), ETL 2; dev: 20/2.3,4.6/FA 10, 3 mm, 80x80 [dev]
+        dte = 2.3 if ctx.hi else 4.6
+        te1 = dte if rng.random() < 0.7 else ctx.u(1.5, 3.0)
+        te2 = te1 + dte
+        tr, fa = ctx.u(max(10.0, te2 + 3), 25), ctx.u(8, 25)
+        mr_type, etl = "3D", 2
     else:
         te1 = ctx.u(2.0, 5.0)
         te2 = te1 + ctx.u(1.0, 3.0)
-        tr, fa = ctx.u(150, 700), ctx.u(10, 60)
+        tr, fa = ctx.u(150, 900), ctx.u(10, 60)
     plane = choose_plane(ctx, {"axial": 0.9, "oblique": 0.07, "coronal": 0.03})
     st = _epi_stack(ctx, plane, thick=(2.0, 4.0), gap=(0.0, 0.3), n_rng=(30, 72), matrix=int(ctx.choice([64, 80, 96, 128])),
                     keep_n=ctx.max_images)
@@ -342,7 +378,7 @@ def make_fieldmap(ctx: Ctx) -> list:
         te = te2
     frames = [Frame(pixels=im, ipp=[float(v) for v in st.ipp(k)], iop=st.iop, instance=k + 1, slice_index=k,
                     echo_time=te) for k, im in zip(st.keep, imgs)]
-    acq = dict(tr=tr, te=te, ti=None, fa=fa, etl=1, mr_type="2D", family="fieldmap", fat_sat=False, pe_axis=0,
+    acq = dict(tr=tr, te=te, ti=None, fa=fa, etl=etl, mr_type=mr_type, family="fieldmap", fat_sat=False, pe_axis=0,
                pixel_bw=ctx.u(250, 500), te1=te1, te2=te2)
     return [make_series("other", "fieldmap_" + variant, st, frames, acq, kind=kind, acq_matrix=(n, n),
                         derived=False)]
@@ -356,18 +392,23 @@ def make_tensor_b0(ctx: Ctx) -> list:
     s0 = fat_suppress(ctx, physics.spin_echo(t, tr, te), eff=0.05)
     st = _epi_stack(ctx, choose_plane(ctx, {"axial": 0.9, "oblique": 0.1}), thick=(1.5, 3.0), gap=(0.0, 0.0), n_rng=(40, 90))
     samples, recon, _ = _epi_render(ctx, st, [sub.signal_volume(s0)], snr=30, ref=wm_ref(s0), te=te, acq_mat=min(st.rows, 128))
-    frames = [Frame(pixels=recon(samples[0][kk], kk), ipp=[float(v) for v in st.ipp(k)], iop=st.iop, instance=k + 1, slice_index=k)
+    # the tensor fit's b0 keeps the diffusion attributes of its source: b = 0 (XA: MRDiffusionSequence with
+    # DiffusionDirectionality NONE), and the DTI acquisition's number of volumes as temporal positions [dev]
+    frames = [Frame(pixels=recon(samples[0][kk], kk), ipp=[float(v) for v in st.ipp(k)], iop=st.iop, instance=k + 1, slice_index=k,
+                    b_value=0.0)
               for kk, k in enumerate(st.keep)]
-    acq = dict(tr=tr, te=te, ti=None, fa=90.0, etl=64, mr_type="2D", family="fa", fat_sat=True, pe_axis=0,
-               pixel_bw=ctx.u(1500, 2200), b_values=[0, 1000])
-    return [make_series("other", "fa_tensor_b0", st, frames, acq, derived=True, acq_matrix=(128, 128))]
+    acq = dict(tr=tr, te=te, ti=None, fa=float(ctx.choice([90.0, ctx.u(75, 90)])), etl=int(ctx.choice([54, 64, 72, 96])),
+               mr_type="2D", family="fa", fat_sat=True, pe_axis=0, pixel_bw=ctx.u(1500, 2200), b_values=[0, 1000])
+    n_dirs = int(ctx.choice([6, 12, 20, 30, 64, 80]))
+    return [make_series("other", "fa_tensor_b0", st, frames, acq, derived=True, acq_matrix=(128, 128),
+                        n_temporal=n_dirs + 1)]
 
 
 def make_fa(ctx: Ctx) -> list:
     """FA map (grey) or colour-FA (RGB) derived from a DTI acquisition."""
     rng = ctx.rng
     sub = ctx.subject
-    if rng.random() < 0.2:
+    if rng.random() < (0.35 if ctx.vendor == "Siemens" else 0.1):  # TENSOR_B0 is a Siemens DTI output
         return make_tensor_b0(ctx)
     colour = rng.random() < 0.35
     plane = choose_plane(ctx, {"axial": 0.9, "oblique": 0.05, "coronal": 0.05})

@@ -101,7 +101,7 @@ SV_SIEMENS = {
     "dwi": ("EP", "SK\\SP", "PFP\\FS"), "swi": ("GR", "SP", "FC"), "dsc": ("EP", "SK", "FS"), "bold": ("EP", "SK", "FS"),
     "asl": ("EP", "SK", ""), "fieldmap": ("GR", "SP", ""), "tof": ("GR", "SP", ""), "scout_gre": ("GR", "SP\\OSP", ""),
     "scout_3d": ("GR", "SP", "PFP"), "scout_bssfp": ("GR", "SS", ""), "scout_ssfse": ("SE", "SK\\SP", "PFP"), "nonhead": ("SE", "SK\\SP", ""),
-    "fa": ("EP", "SK\\SP", "PFP\\FS"),
+    "fa": ("EP", "SK\\SP", "PFP\\FS"), "fmap_epi": ("EP", "SK", "FS"),
 }
 SEQNAME_SIEMENS = {
     "se": "*se2d1", "tse": "*tse2d1_{etl}", "gre": "*fl2d1", "t1flair": "*tir2d1_{etl}", "mprage": "*tfl3d1_16ns",
@@ -109,6 +109,7 @@ SEQNAME_SIEMENS = {
     "flair": "*tir2d1_{etl}", "spcir": "*spcir_{etl}ns", "swi": "*swi3d1r", "dsc": "*epfid2d1_{m}", "bold": "*epfid2d1_{m}",
     "asl": "ep2d_pcasl", "fieldmap": "*fm2d2r", "tof": "*fl3d1r_t70", "scout_gre": "*fl2d1", "scout_3d": "*fl3d1_ns",
     "scout_bssfp": "*tfi2d1", "scout_ssfse": "*h2d1_128", "nonhead": "*tse2d1_{etl}", "fa": "*ep_b0_1000",
+    "fmap_epi": "epse2d1_{m}",  # CMRR SpinEchoFieldMap [typ]
 }
 GE_PSD = {
     "se": ("SE", "SE"), "tse": ("fse-xl", "FSE"), "gre": ("fgre", "FGRE"), "t1flair": ("fse-xl", "FSE"), "mprage": ("efgre3d", "EFGRE3D"),
@@ -117,7 +118,7 @@ GE_PSD = {
     "spcir": ("Cube", "3DFSE"), "dwi": ("epi2", "EPI2"), "swi": ("swan", "SWAN"), "dsc": ("epi", "EPI"), "bold": ("epiRT", "EPI"),
     "asl": ("3dasl", "3DASL"), "fieldmap": ("B0map", "B0MAP"), "tof": ("tof3d", "TOF3D"), "scout_gre": ("fgre", "3PLANE"),
     "scout_ssfse": ("ssfse", "3PLANE"), "scout_bssfp": ("fiesta", "3PLANE"), "scout_3d": ("fgre", "3PLANE"), "nonhead": ("fse-xl", "FSE"),
-    "fa": ("epi2", "EPI2"),
+    "fa": ("epi2", "EPI2"), "fmap_epi": ("research/ABCD/epi_pepolar", "EPI"),
 }
 GE_SS = {
     "se": ("SE", "SK", "FILTERED_GEMS"), "tse": ("SE", "SK", "FAST_GEMS\\FILTERED_GEMS"), "gre": ("GR", "SS\\SP", "FAST_GEMS"),
@@ -130,7 +131,7 @@ GE_SS = {
     "bold": ("EP\\GR", "SS", "EPI_GEMS\\ACC_GEMS\\PFF\\FS"), "asl": ("SE", "SK", "FAST_GEMS"), "fieldmap": ("RM", "NONE", "VB_GEMS"),
     "tof": ("GR", "SS\\SP", "VASCTOF_GEMS\\RAMP_IS_GEMS"), "scout_gre": ("GR", "SS", "FAST_GEMS"), "scout_3d": ("GR", "SS", "FAST_GEMS"),
     "scout_ssfse": ("SE", "SK", "FAST_GEMS\\SS_GEMS"), "scout_bssfp": ("GR", "SS", "FAST_GEMS"), "nonhead": ("SE", "SK", "FAST_GEMS"),
-    "fa": ("EP\\SE", "NONE", "EPI_GEMS"),
+    "fa": ("EP\\SE", "NONE", "EPI_GEMS"), "fmap_epi": ("EP\\RM", "NONE", "EPI_GEMS\\FS"),
 }
 PHILIPS = {
     # family: (SS, SV, ST (2001,1020), class token X, Y)
@@ -308,11 +309,15 @@ def series_meta(rng, ser, scanner: Scanner, enhanced: bool) -> Meta:
             else:
                 it = ["ORIGINAL", "PRIMARY", "MIP_" + sub[-3:].upper(), "ND"] + norm + ["DIS2D"]
         elif sub.startswith("mpr_"):
+            # AAHead_Scout's automatic MPR children are DERIVED\PRIMARY (notes [dev]); DERIVED\SECONDARY\MPR\CSA MPR
+            # is a reformat made by a user on the workstation, which keeps its source's class, so scouts never carry it
             it = [["DERIVED", "PRIMARY", "MPR", "ND", "NORM", "DIS3D"], ["DERIVED", "PRIMARY", "MPR", "NORM", "DIS3D", "MFSPLIT"],
-                  ["DERIVED", "PRIMARY", "MPR", "RESAMPLED"], ["DERIVED", "SECONDARY", "MPR", "CSA MPR", "CSAPARALLEL", "M", "ND"]][int(rng.integers(4))]
+                  ["DERIVED", "PRIMARY", "MPR", "RESAMPLED"], ["DERIVED", "PRIMARY", "MPR", "ND", "NORM"]][int(rng.integers(4))]
         elif sub.startswith("asl"):
             it = ["DERIVED", "PRIMARY", "ASL", "RCBF"] if sub == "asl_cbf" else ["ORIGINAL", "PRIMARY", "ASL", "ND"] + norm
             name = "ep2d_pcasl" if sub != "asl_cbf" else "*ep2d_pcasl"
+        elif sub == "fieldmap_epi":
+            it = ["ORIGINAL", "PRIMARY", "M", "ND"] + norm
         elif sub.startswith("fieldmap"):
             it = ["ORIGINAL", "PRIMARY", "P" if kind == "P" else "M", "ND"]
         elif sub == "fa_tensor_b0":
@@ -336,6 +341,12 @@ def series_meta(rng, ser, scanner: Scanner, enhanced: bool) -> Meta:
                 it = ["DERIVED", "PRIMARY", "MIP", "NONE"]
             if seq == "swi":
                 it = ["ORIGINAL", "PRIMARY", "M", "SWI"]
+            if sub == "fa_tensor_b0":  # XA keeps the derived diffusion map type: D\P\DIFFUSION\TENSOR_B0 [dev]
+                it = ["DERIVED", "PRIMARY", "DIFFUSION", "TENSOR_B0"]
+            elif sub.startswith("fa") and kind != "RGB":
+                it = ["DERIVED", "PRIMARY", "DIFFUSION", "FA"]
+            elif sub.startswith("mpr_"):  # XA MPR children: D\P\MPR\RESAMPLED [dev]
+                it = ["DERIVED", "PRIMARY", "MPR", "RESAMPLED"]
         if seq == "dwi" and not enhanced:
             pass
         meta = Meta(it, ss, sv, so, mr_type, name, desc, proto, priv)
@@ -344,6 +355,8 @@ def series_meta(rng, ser, scanner: Scanner, enhanced: bool) -> Meta:
     # ---------------------------------------------------------------- GE
     elif v == "GE":
         ss, sv, so = GE_SS.get(fam if fam in GE_SS else fam_key, ("SE", "SK", ""))
+        if fam == "fmap_epi" and rng.random() < 0.6:
+            so = "SAT_GEMS\\MP_GEMS\\" + so
         if ser.fat_sat and "FS" not in so:
             so = so + "\\FS"
         it = ["ORIGINAL", "PRIMARY", "OTHER"]
@@ -438,5 +451,5 @@ def series_meta(rng, ser, scanner: Scanner, enhanced: bool) -> Meta:
         meta.pulse_name = PHILIPS.get(fam if fam in PHILIPS else fam_key, PHILIPS["se"])[2]
     meta.echo_pulse = "SPIN" if (meta.scanning_sequence or "").startswith("SE") or (meta.scanning_sequence or "") == "IR" else "GRADIENT"
     if v == "Siemens" and meta.scanning_sequence == "EP":
-        meta.echo_pulse = "SPIN" if seq in ("dwi", "adc") else "GRADIENT"
+        meta.echo_pulse = "SPIN" if seq in ("dwi", "adc") or fam in ("fmap_epi", "fa") else "GRADIENT"
     return meta

@@ -1,0 +1,78 @@
+"""Header realism of the series the shipped forest confused on real data (issue 4): 2D FLASH T1 vs
+localizer, derived diffusion maps, EPI and Philips field maps, ASL source dynamics, scout MPR children."""
+import numpy as np
+import pytest
+
+from training.synth import sequences as S
+from training.synth import sequences_epi as E
+from training.synth import sequences_other as O
+from training.synth.subject import Subject
+from training.synth.vendors import pick_scanner, series_meta
+
+
+def _ctx(vendor, field=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return S.Ctx(subject=Subject(rng, field), vendor=vendor, field=field, rng=rng, max_images=2)
+
+
+def _meta(ser, vendor, field=3.0, enhanced=False, seed=0):
+    rng = np.random.default_rng(seed)
+    return series_meta(rng, ser, pick_scanner(rng, vendor, field), enhanced)
+
+
+@pytest.fixture(scope="module")
+def siemens():
+    return _ctx("Siemens")
+
+
+def test_flash_t1_and_localizer_parameters_do_not_overlap(siemens):
+    seen = 0
+    for _ in range(40):
+        ser = S.make_t1(siemens, post=False)[0]
+        if ser.subtype != "gre":
+            continue
+        seen += 1
+        a = ser.acq
+        assert 150 <= a["tr"] <= 400 and 60 <= a["fa"] <= 90 and 2.3 <= a["te"] <= 5.0
+        if seen >= 3:
+            break
+    assert seen >= 1
+    scout = O.make_scout(siemens)[0]
+    if scout.subtype in ("3plane", "single"):
+        assert scout.acq["tr"] < 20 and scout.acq["fa"] <= 30
+
+
+def test_tensor_b0_keeps_its_diffusion_image_type_and_b0(siemens):
+    ser = E.make_tensor_b0(siemens)[0]
+    assert ser.sequence == "other" and all(f.b_value == 0 for f in ser.frames) and ser.n_temporal > 1
+    for enhanced in (False, True):
+        it = _meta(ser, "Siemens", enhanced=enhanced).image_type
+        assert it[0] == "DERIVED" and "DIFFUSION" in it and "TENSOR_B0" in it
+
+
+def test_epi_fieldmap_is_spin_echo_epi_without_diffusion():
+    ctx = _ctx("GE", seed=1)
+    ser = E.make_fieldmap_epi(ctx)[0]
+    assert ser.sequence == "other" and ser.subtype == "fieldmap_epi"
+    assert all(f.b_value is None for f in ser.frames) and ser.acq["te"] > 50 and ser.acq["tr"] > 4000
+    ge = _meta(ser, "GE")
+    assert ge.scanning_sequence == "EP\\RM" and "EPI_GEMS" in ge.scan_options
+    sm = _meta(ser, "Siemens")
+    assert sm.scanning_sequence == "EP" and "DIFFUSION" not in sm.image_type and sm.sequence_name.startswith("epse2d")
+
+
+def test_philips_b0_map_is_3d_dual_echo_ffe():
+    ctx = _ctx("Philips", seed=2)
+    for _ in range(4):
+        ser = E.make_fieldmap(ctx)[0]
+        a = ser.acq
+        assert a["mr_type"] == "3D" and a["etl"] == 2 and a["tr"] <= 25 and a["fa"] <= 25
+        assert abs((a["te2"] - a["te1"]) - 2.3) < 1e-6
+
+
+def test_aahead_mpr_children_are_derived_primary(siemens):
+    for seed in range(6):
+        for ser in O.make_aahead_scout(siemens)[1:]:
+            for enhanced in (False, True):
+                it = _meta(ser, "Siemens", enhanced=enhanced, seed=seed).image_type
+                assert it[:3] == ["DERIVED", "PRIMARY", "MPR"], it
