@@ -12,12 +12,16 @@
 #     CI: the test plays its part, a notify socket with $WATCHDOG_USEC), drop a real series
 #     into /var/lib/mrsort/incoming, reload with SIGHUP while it is pending, and check that
 #     it is sorted with every file intact; SIGTERM must exit 0;
+#  4b. where systemd-nspawn can boot the root: mrsort.service under a real systemd (started
+#     at boot after READY=1, generator drop-in, sandbox seen from inside, reload, journald
+#     priorities, stopped by apt-get remove, started by dpkg -i, exit 0 on stop);
 #  5. reinstall over a locally edited conffile, remove, purge, and check what stays.
 #
 # Environment:
 #   DEB                  test this .deb instead of building one
 #   MRSORT_REALDATA      real series (default ../shared/realdata beside the checkout)
 #   TEST_SERIES          series folder of MRSORT_REALDATA to sort (default below)
+#   TEST_BOOT_SERIES     the series the systemd probe drops (default below)
 #   DEB_OUT              build folder (default build/), also holds the cached root
 #   DEBIAN_MIRROR        for debootstrap (default http://deb.debian.org/debian)
 #   KEEP_TEST_ROOT=1     leave the installed root for a look afterwards
@@ -29,6 +33,7 @@ repo=$(cd "$here/.." && pwd)
 out=${DEB_OUT:-$repo/build}
 realdata=${MRSORT_REALDATA:-$repo/../shared/realdata}
 series=${TEST_SERIES:-dcm_qa_asl__S5_T1_mprage_ns_sag_p2_iso_1.0mm_192}
+boot_series=${TEST_BOOT_SERIES:-nichart_dicoms__S19_t1_MPRAGEcr_noGRAPPA}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 failures=()
@@ -47,6 +52,7 @@ for tool in dpkg-deb lintian debootstrap python3 chroot; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install dpkg-dev lintian debootstrap python3)"
 done
 [ -d "$realdata/$series" ] || die "no real series at $realdata/$series (set MRSORT_REALDATA or TEST_SERIES)"
+[ -d "$realdata/$boot_series" ] || die "no real series at $realdata/$boot_series (set TEST_BOOT_SERIES)"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mrsort-test-package.XXXXXX")
 root="$work/root"
@@ -403,6 +409,62 @@ sys.exit(not (c["seriesClassified"] >= 1 and handled and recent))' "$n_files" "$
     sed 's/^/    agent: /' "$agent_log" | tail -n 40 >&2
     kill "$listener_pid" 2>/dev/null || true
     listener_pid=""
+fi
+
+# ---------------------------------------------------------------------------------------
+log "4b. boot the root with systemd (systemd-nspawn) and probe the service there"
+# Where systemd-nspawn can boot a container, the same root runs mrsort.service under a real
+# systemd: Type=notify, the generator's drop-in, the sandbox, reload, and the maintainer
+# scripts starting and stopping it (test-boot-probe.sh, run inside as a oneshot unit).
+if ! command -v systemd-nspawn >/dev/null 2>&1; then
+    log "SKIP the systemd boot: systemd-nspawn is not installed (apt-get install systemd-container)"
+elif ! has_subcommand watch; then
+    fail "WAITING: this build has no 'mrsort watch'; the service cannot run yet"
+else
+    if mountpoint -q "$root/proc"; then umount "$root/proc"; fi
+    rm -rf "$root/srv/mrsort-probe" "$root/root/probe-"*
+    mkdir -p "$root/srv/mrsort-probe"
+    cp -r "$realdata/$boot_series" "$root/srv/mrsort-probe/series"
+    cp "$deb" "$root/srv/mrsort-probe/mrsort.deb"
+    chmod -R u+w,a+rX "$root/srv/mrsort-probe"
+    install -m 0755 "$here/test-boot-probe.sh" "$root/usr/local/sbin/mrsort-boot-probe"
+    cat > "$root/etc/systemd/system/mrsort-boot-probe.service" <<'UNIT'
+[Unit]
+Description=test-package: probe mrsort.service under systemd
+After=mrsort.service
+[Service]
+Type=oneshot
+TimeoutStartSec=10min
+ExecStart=/usr/local/sbin/mrsort-boot-probe
+[Install]
+WantedBy=multi-user.target
+UNIT
+    ln -sf /etc/systemd/system/mrsort-boot-probe.service \
+        "$root/etc/systemd/system/multi-user.target.wants/mrsort-boot-probe.service"
+    # --register=no --keep-unit: no host systemd or machined needed to run the container.
+    timeout 600 systemd-nspawn -q -D "$root" --register=no --keep-unit -b > "$work/nspawn.log" 2>&1 || true
+    if [ ! -f "$root/root/probe-results" ]; then
+        tail -n 15 "$work/nspawn.log" | sed 's/^/    nspawn: /' >&2
+        log "SKIP the systemd boot: systemd-nspawn could not boot the root on this machine (log above)"
+    else
+        while read -r verdict what; do
+            case "$verdict" in
+                ok) pass "systemd: $what" ;;
+                FAIL) fail "systemd: $what" ;;
+            esac
+        done < "$root/root/probe-results"
+        grep -qx done "$root/root/probe-results" || fail "systemd: the probe did not finish (timeout?)"
+        sed 's/^/    service journal: /' "$root/root/probe-journal.log" 2>/dev/null | tail -n 25 >&2 || true
+        if grep -q '^FAIL' "$root/root/probe-results"; then
+            for f in "$root/root/probe-"{status,remove,install}.log; do
+                [ -f "$f" ] && sed "s|^|    $(basename "$f"): |" "$f" | tail -n 15 >&2
+            done
+        fi
+    fi
+    rm -f "$root/etc/systemd/system/multi-user.target.wants/mrsort-boot-probe.service" \
+        "$root/etc/systemd/system/mrsort-boot-probe.service" "$root/usr/local/sbin/mrsort-boot-probe"
+    rm -rf "$root/srv/mrsort-probe"
+    mount -t proc proc "$root/proc" 2>/dev/null || true
 fi
 
 # ---------------------------------------------------------------------------------------

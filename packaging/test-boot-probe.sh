@@ -1,0 +1,76 @@
+#!/bin/sh
+# Runs inside the package's test root booted by systemd-nspawn (test-package.sh installs it as
+# a oneshot unit ordered after mrsort.service): the installed service under a real systemd.
+# One line per check in /root/probe-results ("ok ..." or "FAIL ..."), then power off.
+# POSIX sh: the root is a minimal Debian, and this is the shell its maintainer scripts use.
+set -u
+
+out=/root/probe-results
+echo "started" > "$out"
+ok() { echo "ok $*" >> "$out"; }
+no() { echo "FAIL $*" >> "$out"; }
+check() {
+    what=$1; shift
+    if "$@"; then ok "$what"; else no "$what"; fi
+}
+wait_for() {  # wait_for SECONDS COMMAND...
+    limit=$1; shift; waited=0
+    until "$@"; do
+        waited=$((waited + 1)); [ "$waited" -ge "$limit" ] && return 1; sleep 1
+    done
+}
+is_active() { [ "$(systemctl is-active mrsort.service)" = active ]; }
+show() { systemctl show mrsort.service -p "$1" --value; }
+# /tmp is a fresh tmpfs in the booted root and /root is private: the test puts the series and
+# the package under /srv/mrsort-probe.
+n_files=$(find /srv/mrsort-probe/series -type f | wc -l)
+landed() {
+    [ "$(find /var/lib/mrsort/sorted /var/lib/mrsort/review -type f -name '*.dcm' | wc -l)" -ge $((before + n_files)) ]
+}
+
+# Type=notify: "active" only once the agent has sent READY=1.
+check "mrsort.service active after boot (READY=1 under Type=notify)" wait_for 90 is_active
+check "mrsort.service enabled" [ "$(systemctl is-enabled mrsort.service)" = enabled ]
+check "the generator's drop-in is loaded (ReadWritePaths has -/var/lib/mrsort/incoming)" \
+    sh -c 'systemctl show mrsort.service -p ReadWritePaths --value | grep -q -- "-/var/lib/mrsort/incoming"'
+check "watchdog armed (WatchdogUSec=1min)" [ "$(show WatchdogUSec)" = 1min ]
+pid=$(show MainPID)
+check "the agent runs as user mrsort" [ "$(stat -c %U "/proc/$pid")" = mrsort ]
+
+# The sandbox, seen from inside the service's mount namespace.
+uid=$(id -u mrsort); gid=$(id -g mrsort)
+check "sandbox: /etc is read-only for the service" \
+    sh -c "! nsenter -t $pid -m touch /etc/mrsort-probe 2>/dev/null"
+check "sandbox: /usr is read-only for the service" \
+    sh -c "! nsenter -t $pid -m touch /usr/mrsort-probe 2>/dev/null"
+check "sandbox: the watched folder is writable for the service" \
+    sh -c "nsenter -t $pid -m -S $uid -G $gid touch /var/lib/mrsort/incoming/.probe && rm -f /var/lib/mrsort/incoming/.probe"
+check "sandbox: /home is hidden from the service" \
+    sh -c "! nsenter -t $pid -m -S $uid -G $gid ls /home >/dev/null 2>&1"
+
+# A series dropped by the group; `systemctl reload` while it is pending loses nothing.
+before=$(find /var/lib/mrsort/sorted /var/lib/mrsort/review -type f -name '*.dcm' | wc -l)
+check "a member of group mrsort drops $n_files files into /var/lib/mrsort/incoming" \
+    runuser -u mrsort -- cp -r /srv/mrsort-probe/series /var/lib/mrsort/incoming/boot-probe-series
+sleep 2
+check "systemctl reload mrsort" systemctl reload mrsort.service
+check "same process after reload" [ "$(show MainPID)" = "$pid" ]
+check "the service sorted the $n_files files of the dropped series" wait_for 180 landed
+check "incoming emptied" [ -z "$(find /var/lib/mrsort/incoming -type f)" ]
+# journald keeps the agent's priorities: the reload is logged at notice, so -p notice finds it.
+check "journal: the reload at priority notice (journalctl -u mrsort -p notice)" \
+    sh -c 'journalctl -b -u mrsort.service -p notice --no-pager | grep -q "configuration reloaded"'
+check "mrsort status works for root" sh -c 'mrsort status > /root/probe-status.log 2>&1'
+
+# The maintainer scripts with a running systemd: remove stops the service, install starts it.
+check "apt-get remove stops the service" sh -c \
+    'DEBIAN_FRONTEND=noninteractive apt-get remove -y -q mrsort > /root/probe-remove.log 2>&1 && ! systemctl is-active -q mrsort.service'
+check "dpkg -i starts the service again" sh -c \
+    'dpkg -i /srv/mrsort-probe/mrsort.deb > /root/probe-install.log 2>&1'
+check "active again after install" wait_for 60 is_active
+check "systemctl stop: the agent drains and exits 0 (Result=success)" sh -c \
+    'systemctl is-active -q mrsort.service && systemctl stop mrsort.service && [ "$(systemctl show mrsort.service -p Result --value)" = success ] && [ "$(systemctl show mrsort.service -p ExecMainStatus --value)" = 0 ]'
+
+journalctl -b -u mrsort.service --no-pager > /root/probe-journal.log 2>&1
+echo "done" >> "$out"
+systemctl --no-block poweroff
