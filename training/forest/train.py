@@ -102,6 +102,7 @@ def main(argv=None):
     parser.add_argument("--test-size", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--corpus-command", help="how the training corpus was made (recorded in the report)")
     args = parser.parse_args(argv)
     command = "python -m training.forest.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
 
@@ -155,7 +156,10 @@ def main(argv=None):
                   metadata={"model": args.out, "made_by": command})
         print(f"wrote parity fixture {args.fixture} ({len(rows)} rows)")
 
-    report = [f"# Metadata random forest\n", f"Made by `{command}`.\n",
+    report = [f"# Metadata random forest\n", f"Made by `{command}`.\n"]
+    if args.corpus_command:
+        report += [f"Training corpus: `{args.corpus_command}`.\n"]
+    report += [
               f"- training images: {len(train.sequence)} (series: {len(set(train.series))}); "
               f"held-out studies' series: {len(truth)}",
               f"- trees: {args.trees}; features per split tuned on a validation split of the training studies: "
