@@ -41,6 +41,9 @@ public struct FolderRule: Sendable {
     public var recursive: Bool
     /// A series is quiescent after this long without a new or changed file.
     public var quietSeconds: Double
+    /// An empty or truncated file that stays unchanged this long is quarantined (a transfer in
+    /// progress may pause; default ten quiet periods, at least a minute).
+    public var incompleteSeconds: Double
     public var action: Action
     /// Root of the sorted layout (move/copy).
     public var output: String?

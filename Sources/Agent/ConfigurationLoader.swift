@@ -85,7 +85,7 @@ struct ConfigurationDecoder {
     }
 
     private mutating func decodeRule(_ node: YAMLNode) -> FolderRule? {
-        let keys = ["name", "watch", "recursive", "quiet_seconds", "action", "output", "layout", "description",
+        let keys = ["name", "watch", "recursive", "quiet_seconds", "incomplete_seconds", "action", "output", "layout", "description",
                     "minimum_confidence", "review", "quarantine", "duplicates", "triggers"]
         guard let fields = mapping(node, keys: keys, context: "a rule") else { return nil }
         let before = problems.count
@@ -102,6 +102,8 @@ struct ConfigurationDecoder {
         }
         let recursive = fields["recursive"].flatMap { boolean($0, "recursive") } ?? true
         let quietSeconds = fields["quiet_seconds"].flatMap { number($0, "quiet_seconds", range: 0...86_400) } ?? 30
+        let incompleteSeconds = fields["incomplete_seconds"].flatMap { number($0, "incomplete_seconds", range: 0...604_800) }
+            ?? max(quietSeconds * 10, 60)
         var action: FolderRule.Action?
         if let node = required(fields, "action", in: node), let text = string(node, "action") {
             action = FolderRule.Action(text)
@@ -138,7 +140,7 @@ struct ConfigurationDecoder {
         }
         guard problems.count == before, let action, let layout, let description, let quarantine else { return nil }
         return FolderRule(
-            name: name, watch: watch, recursive: recursive, quietSeconds: quietSeconds, action: action, output: output,
+            name: name, watch: watch, recursive: recursive, quietSeconds: quietSeconds, incompleteSeconds: incompleteSeconds, action: action, output: output,
             layout: layout, description: description, minimumConfidence: minimumConfidence, review: review,
             quarantine: quarantine, duplicates: duplicates, triggers: triggers
         )

@@ -1,6 +1,8 @@
 import Classification
 import DICOM
+import Dispatch
 import Foundation
+import Synchronization
 
 /// One file of a series as the tracker saw it.
 public struct TrackedFile: Sendable {
@@ -16,13 +18,15 @@ struct SeriesHandler: Sendable {
     let rule: FolderRule
     let delivery: FileDelivery
     let audit: JSONLinesLog<AuditRecord>
+    /// Files of the series handled at the same time.
+    var workers = 1
 
     /// What became of the series.
     struct Result: Sendable {
         var decision: SeriesDecision
         /// Files written somewhere or otherwise done with (no rescan should handle them again).
         var handled: [String: FileSystem.Stamp?]
-        /// Files whose pixel data is not all there yet (still being written): left in place.
+        /// Files that changed since they were read (a writer came back): left in place, read again.
         var incomplete: [(file: TrackedFile, reason: String)] = []
         var delivered = 0
         var quarantined = 0
@@ -41,11 +45,52 @@ struct SeriesHandler: Sendable {
                                      correctedBy: decided?.correctedBy, review: review),
             handled: [:]
         )
+        // Files are independent: chunks of the series go through the rule on parallel workers.
+        let sorted = files.sorted(by: { $0.path < $1.path })
+        let chunks = Self.chunks(sorted, count: workers)
+        let partial = Mutex<[Partial]>([])
+        DispatchQueue.concurrentPerform(iterations: chunks.count) { index in
+            let done = act(on: chunks[index], classification: classification, review: review)
+            partial.withLock { $0.append(done) }
+        }
         var folders = Set(result.decision.folders)
-        for file in files.sorted(by: { $0.path < $1.path }) {
+        for done in partial.withLock({ $0 }) {
+            folders.formUnion(done.folders)
+            result.handled.merge(done.handled) { $1 }
+            result.incomplete += done.incomplete
+            result.delivered += done.delivered
+            result.quarantined += done.quarantined
+            result.errors += done.errors
+        }
+        result.decision.folders = folders.sorted()
+        if review, let folder = result.decision.folders.first {
+            writeReviewNote(result.decision, into: folder)
+        }
+        return result
+    }
+
+    /// What one worker did with its share of the files.
+    private struct Partial: Sendable {
+        var folders = Set<String>()
+        var handled: [String: FileSystem.Stamp?] = [:]
+        var incomplete: [(file: TrackedFile, reason: String)] = []
+        var delivered = 0
+        var quarantined = 0
+        var errors = 0
+    }
+
+    static func chunks(_ files: [TrackedFile], count: Int) -> [ArraySlice<TrackedFile>] {
+        let size = max(1, (files.count + max(1, count) - 1) / max(1, count))
+        return stride(from: 0, to: files.count, by: size).map { files[$0..<min($0 + size, files.count)] }
+    }
+
+    private func act(on files: ArraySlice<TrackedFile>, classification: SeriesClassification, review: Bool) -> Partial {
+        var result = Partial()
+        for file in files {
             guard let header = file.headers.first else { continue }
-            if let reason = Self.incompleteness(of: file.path) {
-                result.incomplete.append((file, reason))
+            // Changed since it was read (a writer came back): read again before acting.
+            guard FileSystem.stamp(file.path) == file.stamp else {
+                result.incomplete.append((file, "changed since it was read"))
                 continue
             }
             let values = TemplateValues(header: header, sequence: classification.sequence, orientation: classification.orientation,
@@ -59,7 +104,7 @@ struct SeriesHandler: Sendable {
                 let outcome = try act(on: file, header: header, values: values, review: review, record: &record)
                 switch outcome {
                 case .done(let destination):
-                    if let destination { folders.insert((destination as NSString).deletingLastPathComponent) }
+                    if let destination { result.folders.insert((destination as NSString).deletingLastPathComponent) }
                     result.delivered += 1
                     record.sourceStamp = FileSystem.stamp(file.path)
                     result.handled[file.path] = record.sourceStamp
@@ -75,23 +120,7 @@ struct SeriesHandler: Sendable {
             }
             try? audit.append(record)
         }
-        result.decision.folders = folders.sorted()
-        if review, let folder = result.decision.folders.first {
-            writeReviewNote(result.decision, into: folder)
-        }
         return result
-    }
-
-    /// Why a file cannot be acted on yet: its whole dataset, pixel data included, must parse.
-    /// The header alone arrives first, so a file still being written can look whole to a
-    /// header-only read.
-    static func incompleteness(of path: String) -> String? {
-        do {
-            _ = try DICOMFile.open(path, headerOnly: false)
-            return nil
-        } catch {
-            return error.reason
-        }
     }
 
     private enum FileOutcome {

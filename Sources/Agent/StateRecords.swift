@@ -134,6 +134,8 @@ public struct AgentStatus: Codable, Sendable {
         public var review = 0
         public var triggers = 0
         public var errors = 0
+        /// inotify queue overflows, each answered by a full rescan.
+        public var overflows = 0
     }
 
     public var pid: Int32

@@ -13,7 +13,11 @@ public actor WatchAgent {
     /// What the event loop reacts to.
     enum Event: Sendable {
         case file(String, rule: Int)
+        /// A file's headers were read (or could not be).
+        case read(String, rule: String, stamp: FileSystem.Stamp, Result<[ImageHeader], DICOMError>)
         case rescan
+        /// The kernel dropped inotify events.
+        case overflow
         case tick
         case handled(SeriesKey, SeriesHandler.Result?, files: [TrackedFile])
         /// SIGHUP: read the configuration again.
@@ -41,6 +45,10 @@ public actor WatchAgent {
     private var watcher: FolderWatcher?
 
     private var tracker = SeriesTracker()
+    /// Files whose headers are being read, by the stamp they had.
+    private var reading: [String: FileSystem.Stamp] = [:]
+    private var readQueue: [(path: String, rule: String, stamp: FileSystem.Stamp)] = []
+    private var readsInFlight = 0
     private var unreadable: [String: Unreadable] = [:]
     private var inFlight: [SeriesKey: Set<String>] = [:]
     private var decisions: [String: SeriesDecision] = [:]
@@ -67,9 +75,9 @@ public actor WatchAgent {
         var incomplete: Bool
     }
 
-    /// How long an empty or truncated file may stay unchanged before it is taken as broken.
+    /// How long an unreadable file may stay unchanged before it is taken as broken.
     private static func patience(for rule: FolderRule, incomplete: Bool) -> Double {
-        incomplete ? max(rule.quietSeconds * 10, 60) : rule.quietSeconds
+        incomplete ? rule.incompleteSeconds : rule.quietSeconds
     }
 
     private struct StudyState {
@@ -151,7 +159,12 @@ public actor WatchAgent {
         for await event in events {
             switch event {
             case .file(let path, let rule): observe(path, rule: configuration.rules.indices.contains(rule) ? configuration.rules[rule].name : "")
+            case .read(let path, let rule, let stamp, let result): ingest(path, rule: rule, stamp: stamp, result)
             case .rescan: rescan()
+            case .overflow:
+                counters.overflows += 1
+                logger.warning("inotify queue overflowed; rescanning every watched folder")
+                rescan()
             case .tick: tick(now: Date())
             case .handled(let key, let result, let files): finish(key, result, files: files)
             case .reload: reloadConfiguration()
@@ -174,21 +187,49 @@ public actor WatchAgent {
         guard !rule.isEmpty, !inFlight.values.contains(where: { $0.contains(path) }), let stamp = FileSystem.stamp(path) else { return }
         if handledFiles[path] == stamp || tracker.isTracked(path, stamp: stamp) { return }
         if let known = unreadable[path], known.stamp == stamp { return }
-        do {
-            let headers = try ImageHeader.read(from: path)
-            guard !headers.isEmpty else { throw DICOMError.malformed(path: path, reason: "no image") }
+        if reading[path] == stamp { return }
+        reading[path] = stamp
+        readQueue.append((path, rule, stamp))
+        startReads()
+    }
+
+    /// Reads headers on worker tasks, a few at a time: parsing is the costly part of arrival.
+    private func startReads() {
+        while readsInFlight < max(2, configuration.workerThreads * 2), !readQueue.isEmpty {
+            let (path, rule, stamp) = readQueue.removeFirst()
+            readsInFlight += 1
+            let continuation = continuation
+            Task.detached {
+                // The whole file, pixel data included, must parse: the header alone arrives first,
+                // so a file still being written can look whole to a header-only read. Large values
+                // are skipped, not loaded, so this costs about what a header read does.
+                let result = Result { () throws(DICOMError) -> [ImageHeader] in
+                    try DICOMFile.open(path, headerOnly: false).imageHeaders()
+                }
+                continuation.yield(.read(path, rule: rule, stamp: stamp, result))
+            }
+        }
+    }
+
+    private func ingest(_ path: String, rule: String, stamp: FileSystem.Stamp, _ result: Result<[ImageHeader], DICOMError>) {
+        readsInFlight -= 1
+        if reading[path] == stamp { reading[path] = nil }
+        defer { startReads() }
+        switch result {
+        case .success(let headers) where !headers.isEmpty:
             unreadable[path] = nil
             counters.filesSeen += 1
             tracker.add(TrackedFile(path: path, stamp: stamp, headers: headers), rule: rule, at: Date())
             studies[headers[0].studyInstanceUID, default: StudyState(rule: rule, lastActivity: Date())].lastActivity = Date()
-        } catch {
+        case .success:
+            unreadable[path] = Unreadable(rule: rule, stamp: stamp, since: Date(), reason: "no image in the file", incomplete: false)
+        case .failure(let error):
             // Perhaps still being written: quarantined only if it stays unchanged and unreadable.
-            let incomplete: Bool = switch error as? DICOMError {
-            case .truncated?: true
+            let incomplete: Bool = switch error {
+            case .truncated: true
             default: stamp.size == 0
             }
-            unreadable[path] = Unreadable(rule: rule, stamp: stamp, since: Date(), reason: (error as? DICOMError)?.reason ?? "\(error)",
-                                          incomplete: incomplete)
+            unreadable[path] = Unreadable(rule: rule, stamp: stamp, since: Date(), reason: error.reason, incomplete: incomplete)
         }
     }
 
@@ -211,7 +252,7 @@ public actor WatchAgent {
         watcher = try FolderWatcher(folders: watchedFolders()) { event in
             switch event {
             case .file(let path, let rule): continuation.yield(.file(path, rule: rule))
-            case .overflow: continuation.yield(.rescan)
+            case .overflow: continuation.yield(.overflow)
             }
         }
     }
@@ -269,6 +310,8 @@ public actor WatchAgent {
     private func dispatchQuiescent(now: Date) {
         guard !stopping else { return }
         let quiet = { [configuration] (name: String) in configuration.rules.first { $0.name == name }?.quietSeconds ?? 0 }
+        // Files still queued for reading may belong to any series: wait for them.
+        guard readQueue.isEmpty, readsInFlight == 0 else { return }
         for key in tracker.quiescent(at: now, quietSeconds: quiet) where inFlight[key] == nil {
             guard inFlight.count < configuration.workerThreads else { return }
             guard var series = tracker.take(key), let rule = rule(named: series.rule) else { continue }
@@ -284,7 +327,8 @@ public actor WatchAgent {
             inFlight[key] = Set(files.map(\.path))
             let decided = decisions[key.series]
             let context = studyContext ? Array(studies[key.study]?.context.values ?? [:].values).filter { $0.classification.seriesInstanceUID != key.series } : []
-            let handler = SeriesHandler(rule: rule, delivery: delivery, audit: audit)
+            var handler = SeriesHandler(rule: rule, delivery: delivery, audit: audit)
+            handler.workers = configuration.workerThreads
             let classifier = classifier
             let useContext = studyContext
             let continuation = continuation

@@ -112,7 +112,7 @@ struct Status: ParsableCommand {
         let age = Date().timeIntervalSince(status.updated)
         print("agent: pid \(status.pid) \(running ? "running" : "not running"), started \(status.started), status \(Int(age)) s old")
         let c = status.counters
-        print("files seen \(c.filesSeen), series classified \(c.seriesClassified), files delivered \(c.filesDelivered), review \(c.review), quarantined \(c.quarantined), triggers \(c.triggers), errors \(c.errors)")
+        print("files seen \(c.filesSeen), series classified \(c.seriesClassified), files delivered \(c.filesDelivered), review \(c.review), quarantined \(c.quarantined), triggers \(c.triggers), errors \(c.errors), inotify overflows \(c.overflows)")
         print("\npending series: \(status.pending.count)")
         if !status.pending.isEmpty {
             print(TextTable(header: ["study", "series", "number", "files", "quiet s", "rule"], rows: status.pending.map {
