@@ -36,6 +36,9 @@ public struct FileDelivery: Sendable {
         rewrite: AtomicRewrite? = nil, duplicates: DuplicatePolicy
     ) throws(DeliveryError) -> Outcome {
         let directory = (destination as NSString).deletingLastPathComponent
+        if mode == .move, access((source as NSString).deletingLastPathComponent, W_OK) != 0 {
+            throw .fileSystem(FileSystemError(path: source, operation: "move", reason: "its folder is not writable, so the file cannot be moved out of it"))
+        }
         do {
             try FileSystem.createDirectory(directory)
         } catch {
@@ -126,7 +129,19 @@ public struct FileDelivery: Sendable {
             } else {
                 try FileSystem.syncDirectory((destination as NSString).deletingLastPathComponent)
             }
-            if mode == .move { try FileSystem.remove(source) }
+            if mode == .move {
+                do {
+                    try FileSystem.remove(source)
+                } catch {
+                    // The source cannot go (a read-only drop folder): withdraw the new copy, so that
+                    // the file stays in one place, and report why.
+                    try FileSystem.remove(destination)
+                    try journal.finish(intent)
+                    throw DeliveryError.fileSystem(FileSystemError(
+                        path: source, operation: "remove after copying to \(destination)",
+                        reason: error.reason + "; the copy was withdrawn and the file left in place"))
+                }
+            }
             try journal.finish(intent)
         } catch let error as DeliveryError {
             throw error

@@ -31,6 +31,8 @@ struct SeriesHandler: Sendable {
         var delivered = 0
         var quarantined = 0
         var errors = 0
+        /// The first error's reason, for the log line.
+        var firstError: String?
     }
 
     /// - Parameters:
@@ -61,6 +63,7 @@ struct SeriesHandler: Sendable {
             result.delivered += done.delivered
             result.quarantined += done.quarantined
             result.errors += done.errors
+            result.firstError = result.firstError ?? done.firstError
         }
         result.decision.folders = folders.sorted()
         if review, let folder = result.decision.folders.first {
@@ -77,6 +80,7 @@ struct SeriesHandler: Sendable {
         var delivered = 0
         var quarantined = 0
         var errors = 0
+        var firstError: String?
     }
 
     static func chunks(_ files: [TrackedFile], count: Int) -> [ArraySlice<TrackedFile>] {
@@ -117,6 +121,7 @@ struct SeriesHandler: Sendable {
                 record.action = "error"
                 record.reason = error.description
                 result.errors += 1
+                result.firstError = result.firstError ?? error.description
             }
             try? audit.append(record)
         }

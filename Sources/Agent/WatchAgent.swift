@@ -382,6 +382,9 @@ public actor WatchAgent {
             "confidence": "\(String(format: "%.2f", c.confidence))", "files": "\(files.count)",
             "review": "\(decision.review)", "errors": "\(result.errors)",
         ])
+        if let reason = result.firstError {
+            logger.error("files of the series left in place", metadata: ["series": "\(key.series)", "errors": "\(result.errors)", "first": "\(reason)"])
+        }
     }
 
     /// A few headers that keep what study context needs: plane, timing, contrast agent.

@@ -70,7 +70,9 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         do {
-            let configuration = try AgentConfiguration.load(contentsOf: file)
+            // --folders serves the systemd generator at boot, when a network share may not be
+            // mounted yet: the folders are listed whether or not they exist now.
+            let configuration = try AgentConfiguration.load(contentsOf: file, checkFolders: !folders)
             if folders {
                 configuration.folders.forEach { print($0) }
             } else {

@@ -139,12 +139,32 @@ struct RobustnessTests {
         #expect(await eventually(30) { JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").count >= files })
         #expect(JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").allSatisfy { ($0.reason ?? "").contains("Read-only file system") })
         #expect(allFiles(under: root + "/in").count == files)
+        // The series is done (its files left in place) before the output becomes writable.
+        #expect(await eventually(30) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 1 })
         #expect(mount("tmpfs", output, "tmpfs", UInt(MS_REMOUNT), "size=4m") == 0)
         agent.rescanNow()
         #expect(await eventually(30) { allFiles(under: output).count == files })
         agent.stop()
         try await running.value
         #expect(allFiles(under: root + "/in").isEmpty)
+    }
+
+    @Test("A read-only drop folder: nothing is copied out that cannot be moved, every file stays in one place", .enabled(if: canMount))
+    func readOnlyDropFolder() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let configuration = try Self.configuration(root)
+        #expect(mount("tmpfs", root + "/in", "tmpfs", 0, "size=8m") == 0)
+        defer { umount(root + "/in") }
+        let files = try Self.copyInto(root + "/in", "dcm_qa_decubitus__S3_t1_fl2d_sag")
+        #expect(mount("tmpfs", root + "/in", "tmpfs", UInt(MS_REMOUNT | MS_RDONLY), "size=8m") == 0)
+        let (agent, running) = try Self.start(configuration)
+        #expect(await eventually(30) { JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").count >= files })
+        agent.stop()
+        try await running.value
+        #expect(allFiles(under: root + "/in").count == files)
+        #expect(allFiles(under: root + "/out").isEmpty)
+        #expect(JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").allSatisfy { ($0.reason ?? "").contains("folder is not writable") })
     }
 
     static func copyInto(_ folder: String, _ series: String) throws -> Int {

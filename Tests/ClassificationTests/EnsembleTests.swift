@@ -1,0 +1,74 @@
+import DICOM
+import Foundation
+import Testing
+@testable import Classification
+
+@Suite("Forest + CNN ensemble")
+struct EnsembleTests {
+    static func headers(_ folder: String) throws -> [ImageHeader] {
+        try DICOMFileDiscovery.files(in: [Paths.realData + "/" + folder]).flatMap { try ImageHeader.read(from: $0) }
+    }
+
+    @Test("The shipped model folder loads the CNN; each model's own vote is reported")
+    func bothModelsVote() throws {
+        let classifier = try SeriesClassifier(modelDirectory: Paths.repositoryRoot + "/models")
+        #expect(classifier.cnn != nil)
+        let headers = try Self.headers("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2")
+        let result = try #require(classifier.classify(headers))
+        let cnn = try #require(result.cnn)
+        #expect(cnn.confidence > 0 && cnn.confidence <= 1)
+        // Two votes per decoded image: the ensemble's share is a multiple of 1 / (2 · decoded images).
+        let decoded = min(headers.count, classifier.cnnImagesPerSeries)
+        let votes = result.confidence * Double(2 * decoded)
+        #expect(abs(votes - votes.rounded()) < 1e-9)
+        // The winner of a two-model majority is the answer of at least one of them.
+        #expect(result.sequence == cnn.sequence || result.sequence == result.forest.sequence)
+    }
+
+    @Test("Without a CNN the forest decides alone and no CNN vote is reported")
+    func forestOnly() throws {
+        let withCNN = try SeriesClassifier(modelDirectory: Paths.repositoryRoot + "/models")
+        let classifier = SeriesClassifier(forest: withCNN.forest)
+        let result = try #require(classifier.classify(try Self.headers("dcm_qa_decubitus__S2_t1_fl2d_sag")))
+        #expect(result.cnn == nil)
+        #expect(result.sequence == result.forest.sequence && result.confidence == result.forest.confidence)
+    }
+
+    @Test("At most the configured number of images is decoded, evenly spaced with first and last kept")
+    func evenlySpaced() throws {
+        let headers = try Self.headers("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2")
+        try #require(headers.count > 4)
+        let chosen = SeriesClassifier.evenlySpaced(headers, count: 4)
+        #expect(chosen.count == 4 && Set(chosen).count == 4)
+        let instances = headers.compactMap(\.instanceNumber)
+        if instances.count == headers.count {
+            let picked = chosen.map { headers[$0].instanceNumber ?? 0 }
+            #expect(picked.first == instances.min() && picked.last == instances.max())
+            #expect(picked == picked.sorted())
+        }
+        #expect(SeriesClassifier.evenlySpaced(headers, count: headers.count + 5).count == headers.count)
+    }
+
+    @Test("Without ImageOrientationPatient the orientation comes from the CNN head")
+    func orientationFromCNN() throws {
+        let classifier = try SeriesClassifier(modelDirectory: Paths.repositoryRoot + "/models")
+        var headers = try Self.headers("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2")
+        for index in headers.indices { headers[index].imageOrientationPatient = nil }
+        let result = try #require(classifier.classify(headers))
+        #expect(result.orientationSource == .cnn)
+        let forestOnly = SeriesClassifier(forest: classifier.forest).classify(headers)
+        #expect(forestOnly?.orientationSource == .unknown && forestOnly?.orientation == .oblique)
+    }
+
+    @Test("A CNN file that is present but broken is an error, not silently skipped")
+    func brokenCNNFile() throws {
+        let directory = try Paths.temporaryDirectory()
+        try FileManager.default.copyItem(atPath: Paths.forest, toPath: directory + "/forest.safetensors")
+        try Data("not a model".utf8).write(to: URL(fileURLWithPath: directory + "/cnn.safetensors"))
+        #expect { try SeriesClassifier(modelDirectory: directory) } throws: { error in
+            if case ModelError.unreadable(let path, _) = error { path.hasSuffix("cnn.safetensors") } else { false }
+        }
+        try FileManager.default.removeItem(atPath: directory + "/cnn.safetensors")
+        #expect(try SeriesClassifier(modelDirectory: directory).cnn == nil)
+    }
+}
