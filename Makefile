@@ -6,7 +6,7 @@ CORPUS ?= corpus
 STUDIES ?= 300
 MRSORT = $$($(SWIFT) build -c release --show-bin-path)/mrsort
 
-.PHONY: build release test test-swift test-python demo benchmark corpus forest-model heldout cnn-model clean
+.PHONY: build release test test-swift test-python demo classify-demo benchmark corpus forest-model heldout cnn-model clean
 .PHONY: deb test-package
 
 build:
@@ -24,8 +24,13 @@ test-swift:
 test-python:
 	MRSORT_REALDATA=$(abspath $(REALDATA)) $(PYTHON) -m pytest -q training/tests
 
-## The main job on a sample drop folder: classify every series of the real-data set with the shipped model.
+## The main job on a sample drop folder: mrsort watch with the default configuration and the
+## shipped models sorts real series dropped into a temporary folder (scripts/demo.sh).
 demo: release
+	scripts/demo.sh "$(MRSORT)" $(REALDATA)
+
+## Classify every series of the real-data set with the shipped models.
+classify-demo: release
 	$(MRSORT) classify $(REALDATA)
 
 ## The synthetic training corpus (training/synth), deterministic for its seed.
