@@ -31,9 +31,14 @@ public struct FileDelivery: Sendable {
     }
 
     /// Delivers `source` to `destination` by `mode`, applying `rewrite` to the delivered copy.
+    ///
+    /// With a `batch`, a move's last two steps — syncing the source's folder after its removal and
+    /// marking the intent done — wait for `commit(_:)`, so that a series costs one fsync per
+    /// folder instead of one per file. Until then the intent stays open, and recovery after a crash
+    /// finishes it from what is on disk.
     public func deliver(
         _ source: String, to destination: String, mode: FolderRule.Action.Delivery,
-        rewrite: AtomicRewrite? = nil, duplicates: DuplicatePolicy
+        rewrite: AtomicRewrite? = nil, duplicates: DuplicatePolicy, batch: DeliveryBatch? = nil
     ) throws(DeliveryError) -> Outcome {
         let directory = (destination as NSString).deletingLastPathComponent
         if mode == .move, access((source as NSString).deletingLastPathComponent, W_OK) != 0 {
@@ -58,7 +63,7 @@ public struct FileDelivery: Sendable {
                 candidate = Self.numbered(destination, attempt)
                 continue
             }
-            if try place(source, at: candidate, mode: mode, rewrite: rewrite) { return .delivered(candidate) }
+            if try place(source, at: candidate, mode: mode, rewrite: rewrite, batch: batch) { return .delivered(candidate) }
             // Someone else created the destination between the check and the link: look again.
         }
     }
@@ -85,7 +90,8 @@ public struct FileDelivery: Sendable {
     }
 
     /// One attempt at the destination; false when it appeared meanwhile (nothing changed then).
-    private func place(_ source: String, at destination: String, mode: FolderRule.Action.Delivery, rewrite: AtomicRewrite?) throws(DeliveryError) -> Bool {
+    private func place(_ source: String, at destination: String, mode: FolderRule.Action.Delivery, rewrite: AtomicRewrite?,
+                       batch: DeliveryBatch?) throws(DeliveryError) -> Bool {
         let temporary = AtomicRewrite.temporaryPath(for: destination)
         let intent: Journal.Intent
         do {
@@ -125,13 +131,17 @@ public struct FileDelivery: Sendable {
                     if code == EEXIST { return false }
                     throw DeliveryError.fileSystem(FileSystemError(path: destination, operation: "link", code: code))
                 }
-                try FileSystem.remove(temporary)
+                // The destination is durable (linked and its folder synced below); the temporary's
+                // name may come back after a crash and recovery removes it.
+                try FileSystem.remove(temporary, sync: false)
+                try FileSystem.syncDirectory((destination as NSString).deletingLastPathComponent)
             } else {
                 try FileSystem.syncDirectory((destination as NSString).deletingLastPathComponent)
             }
             if mode == .move {
                 do {
-                    try FileSystem.remove(source)
+                    // Synced now, or with the rest of the batch before its intents are marked done.
+                    try FileSystem.remove(source, sync: batch == nil)
                 } catch {
                     // The source cannot go (a read-only drop folder): withdraw the new copy, so that
                     // the file stays in one place, and report why.
@@ -142,7 +152,11 @@ public struct FileDelivery: Sendable {
                         reason: error.reason + "; the copy was withdrawn and the file left in place"))
                 }
             }
-            try journal.finish(intent)
+            if let batch, mode == .move {
+                batch.add(intent, folder: (source as NSString).deletingLastPathComponent)
+            } else {
+                try journal.finish(intent)
+            }
         } catch let error as DeliveryError {
             throw error
         } catch let error as FileSystemError {
@@ -152,6 +166,18 @@ public struct FileDelivery: Sendable {
             throw .fileSystem(FileSystemError(path: destination, operation: "deliver", reason: "\(error)"))
         }
         return true
+    }
+
+    /// Syncs the folders the batch's moves removed files from, then marks their intents done.
+    public func commit(_ batch: DeliveryBatch) throws(DeliveryError) {
+        do {
+            for folder in batch.folders { try FileSystem.syncDirectory(folder) }
+            for intent in batch.intents { try journal.finish(intent) }
+        } catch {
+            throw .fileSystem(error)
+        }
+        batch.folders.removeAll()
+        batch.intents.removeAll()
     }
 
     private func remove(_ path: String) throws(DeliveryError) {
@@ -169,6 +195,21 @@ public struct FileDelivery: Sendable {
         let stem = url.deletingPathExtension().lastPathComponent
         let name = ext.isEmpty ? "\(stem)~\(number)" : "\(stem)~\(number).\(ext)"
         return url.deletingLastPathComponent().appendingPathComponent(name).path
+    }
+}
+
+/// Moves whose last steps wait for `FileDelivery.commit(_:)`; used by one worker at a time.
+public final class DeliveryBatch {
+    fileprivate(set) var intents: [Journal.Intent] = []
+    fileprivate(set) var folders: Set<String> = []
+
+    public init() {}
+
+    public var count: Int { intents.count }
+
+    fileprivate func add(_ intent: Journal.Intent, folder: String) {
+        intents.append(intent)
+        folders.insert(folder)
     }
 }
 

@@ -176,9 +176,10 @@ public enum FileSystem {
         }
     }
 
-    /// Removes a file and syncs its directory.
-    public static func remove(_ path: String) throws(FileSystemError) {
+    /// Removes a file, and syncs its directory unless `sync` is false (a removal that a crash may
+    /// undo without harm: the journal or a rescan finds the file again).
+    public static func remove(_ path: String, sync: Bool = true) throws(FileSystemError) {
         guard unlink(path) == 0 else { throw FileSystemError(path: path, operation: "unlink", code: errno) }
-        try syncDirectory((path as NSString).deletingLastPathComponent)
+        if sync { try syncDirectory((path as NSString).deletingLastPathComponent) }
     }
 }

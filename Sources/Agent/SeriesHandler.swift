@@ -90,7 +90,9 @@ struct SeriesHandler: Sendable {
 
     private func act(on files: ArraySlice<TrackedFile>, classification: SeriesClassification, review: Bool) -> Partial {
         var result = Partial()
+        let batch = DeliveryBatch()
         for file in files {
+            if batch.count >= 64 { try? delivery.commit(batch) }
             guard let header = file.headers.first else { continue }
             // Changed since it was read (a writer came back): read again before acting.
             guard FileSystem.stamp(file.path) == file.stamp else {
@@ -105,7 +107,7 @@ struct SeriesHandler: Sendable {
                 forest: classification.forest, cnn: classification.cnn, action: "", destination: nil, reason: classification.rule
             )
             do {
-                let outcome = try act(on: file, header: header, values: values, review: review, record: &record)
+                let outcome = try act(on: file, header: header, values: values, review: review, record: &record, batch: batch)
                 switch outcome {
                 case .done(let destination):
                     if let destination { result.folders.insert((destination as NSString).deletingLastPathComponent) }
@@ -125,6 +127,13 @@ struct SeriesHandler: Sendable {
             }
             try? audit.append(record)
         }
+        do {
+            try delivery.commit(batch)
+        } catch {
+            // The intents stay open; recovery at the next start finishes them.
+            result.errors += 1
+            result.firstError = result.firstError ?? error.description
+        }
         return result
     }
 
@@ -133,12 +142,13 @@ struct SeriesHandler: Sendable {
         case quarantined
     }
 
-    private func act(on file: TrackedFile, header: ImageHeader, values: TemplateValues, review: Bool, record: inout AuditRecord) throws(DeliveryError) -> FileOutcome {
+    private func act(on file: TrackedFile, header: ImageHeader, values: TemplateValues, review: Bool, record: inout AuditRecord,
+                     batch: DeliveryBatch) throws(DeliveryError) -> FileOutcome {
         let relative = rule.layout.relativePath(values)
         if review, let folder = rule.review {
             // Below the threshold: a person decides; nothing is rewritten.
             record.action = "review"
-            return try deliver(file, to: folder + "/" + relative, mode: rule.action.delivery ?? .copy, rewrite: nil, record: &record)
+            return try deliver(file, to: folder + "/" + relative, mode: rule.action.delivery ?? .copy, rewrite: nil, record: &record, batch: batch)
         }
         let description = rule.description.text(values)
         let rewrite = rule.action.rewrite && header.seriesDescription != description
@@ -150,11 +160,12 @@ struct SeriesHandler: Sendable {
             return .done(destination: nil)
         }
         record.action = (rule.action.rewrite ? "rewrite+" : "") + mode.rawValue
-        return try deliver(file, to: output + "/" + relative, mode: mode, rewrite: rewrite, record: &record)
+        return try deliver(file, to: output + "/" + relative, mode: mode, rewrite: rewrite, record: &record, batch: batch)
     }
 
-    private func deliver(_ file: TrackedFile, to destination: String, mode: FolderRule.Action.Delivery, rewrite: AtomicRewrite?, record: inout AuditRecord) throws(DeliveryError) -> FileOutcome {
-        switch try delivery.deliver(file.path, to: destination, mode: mode, rewrite: rewrite, duplicates: rule.duplicates) {
+    private func deliver(_ file: TrackedFile, to destination: String, mode: FolderRule.Action.Delivery, rewrite: AtomicRewrite?,
+                         record: inout AuditRecord, batch: DeliveryBatch) throws(DeliveryError) -> FileOutcome {
+        switch try delivery.deliver(file.path, to: destination, mode: mode, rewrite: rewrite, duplicates: rule.duplicates, batch: batch) {
         case .delivered(let path):
             record.destination = path
             return .done(destination: path)

@@ -8,12 +8,16 @@ import Foundation
 import Synchronization
 
 /// An append-only file of JSON lines (audit log, series decisions, triggers, corrections).
-/// Each record is one `write` of a whole line to an `O_APPEND` descriptor, then fsync'd.
+/// Each record is one `write` of a whole line to an `O_APPEND` descriptor, fsync'd when `synced`.
 public final class JSONLinesLog<Record: Codable & Sendable>: Sendable {
     public let path: String
     private let fd: Mutex<Int32>
+    /// Whether each record is fsync'd. The per-file audit log is not (the journal guards the
+    /// files; an fsync per file would halve the throughput); decisions and triggers are.
+    public let synced: Bool
 
-    public init(path: String) throws(FileSystemError) {
+    public init(path: String, synced: Bool = true) throws(FileSystemError) {
+        self.synced = synced
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw FileSystemError(path: path, operation: "open", code: errno) }
         self.path = path
@@ -35,7 +39,7 @@ public final class JSONLinesLog<Record: Codable & Sendable>: Sendable {
         let failure: FileSystemError? = fd.withLock { fd in
             let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             guard written == data.count else { return FileSystemError(path: path, operation: "append", code: errno) }
-            guard fsync(fd) == 0 else { return FileSystemError(path: path, operation: "fsync", code: errno) }
+            guard !synced || fsync(fd) == 0 else { return FileSystemError(path: path, operation: "fsync", code: errno) }
             return nil
         }
         if let failure { throw failure }

@@ -107,7 +107,7 @@ public actor WatchAgent {
         try FileSystem.createDirectory(state.manifests)
         journal = try Journal(path: state.journal)
         delivery = FileDelivery(journal: journal)
-        audit = try JSONLinesLog(path: state.audit)
+        audit = try JSONLinesLog(path: state.audit, synced: false)
         decisionLog = try JSONLinesLog(path: state.decisions)
         triggerLog = try JSONLinesLog(path: state.triggers)
         correctionLog = try JSONLinesLog(path: state.corrections)
@@ -426,6 +426,9 @@ public actor WatchAgent {
                 try FileSystem.createDirectory(inbox)
                 try FileSystem.writeAtomically(data, to: inbox + "/" + name)
             }
+            // Recorded before the command starts, so that it fires once per study even if the
+            // agent stops meanwhile, and the record of its end comes after.
+            try triggerLog.append(record)
             if let command = trigger.command {
                 try start(command + [manifest.folder ?? "", path], record: record, manifest: path)
             }
@@ -435,9 +438,8 @@ public actor WatchAgent {
             record.error = "\(error)"
             counters.errors += 1
             logger.error("study trigger failed", metadata: ["study": "\(study)", "trigger": "\(trigger.name)", "error": "\(error)"])
+            try? triggerLog.append(record)
         }
-        // Recorded when fired, so that it fires once per study even if the agent stops meanwhile.
-        try? triggerLog.append(record)
     }
 
     /// Starts a trigger's command (argv, no shell) without waiting: a pipeline may run for hours
