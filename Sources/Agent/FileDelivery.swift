@@ -54,7 +54,9 @@ public struct FileDelivery: Sendable {
         while true {
             if FileSystem.exists(candidate) {
                 let identical = rewrite == nil && ((try? FileSystem.sameContent(source, candidate)) ?? false)
-                if identical, duplicates != .skip {
+                // The same inode is the same file (a move's link that a crash left behind), whatever the policy.
+                let sameFile = FileSystem.stamp(source).map { a in FileSystem.stamp(candidate).map { $0.inode == a.inode && $0.device == a.device } ?? false } ?? false
+                if sameFile || (identical && duplicates != .skip) {
                     if mode == .move { try remove(source) }
                     return .alreadyThere(candidate)
                 }
@@ -94,8 +96,12 @@ public struct FileDelivery: Sendable {
                        batch: DeliveryBatch?) throws(DeliveryError) -> Bool {
         let temporary = AtomicRewrite.temporaryPath(for: destination)
         let intent: Journal.Intent
+        // A batch of plain moves commits as a group: intents and links first, one journal fsync
+        // and one fsync per destination folder, then the sources' removal (`commit(_:)`).
+        let grouped = batch != nil && mode == .move && rewrite == nil
         do {
-            intent = try journal.begin(mode == .move ? .move : .copy, source: source, destination: destination, temporary: temporary)
+            intent = try journal.begin(mode == .move ? .move : .copy, source: source, destination: destination, temporary: temporary,
+                                       sync: !grouped)
         } catch {
             throw .fileSystem(error)
         }
@@ -103,6 +109,10 @@ public struct FileDelivery: Sendable {
         if mode == .move, rewrite == nil {
             if link(source, destination) == 0 {
                 linked = true
+                if let batch, grouped {
+                    batch.linked.append((intent, source, (destination as NSString).deletingLastPathComponent))
+                    return true
+                }
             } else if errno == EEXIST {
                 try? journal.finish(intent)
                 return false
@@ -113,6 +123,7 @@ public struct FileDelivery: Sendable {
             }
         }
         do {
+            if grouped { try journal.sync() }  // the copy below is not part of the group
             if !linked {
                 try FileSystem.copyVerified(source, to: temporary)
                 if let rewrite {
@@ -153,7 +164,8 @@ public struct FileDelivery: Sendable {
                 }
             }
             if let batch, mode == .move {
-                batch.add(intent, folder: (source as NSString).deletingLastPathComponent)
+                batch.removed.append(intent)
+                batch.folders.insert((source as NSString).deletingLastPathComponent)
             } else {
                 try journal.finish(intent)
             }
@@ -168,16 +180,37 @@ public struct FileDelivery: Sendable {
         return true
     }
 
-    /// Syncs the folders the batch's moves removed files from, then marks their intents done.
-    public func commit(_ batch: DeliveryBatch) throws(DeliveryError) {
+    /// Completes a batch: makes its intents and links durable, removes the linked sources, syncs
+    /// the folders they left, then marks every intent done. Returns the sources that could not be
+    /// removed: their copies were withdrawn and they stay where they were.
+    @discardableResult
+    public func commit(_ batch: DeliveryBatch) throws(DeliveryError) -> [(source: String, reason: String)] {
+        var failures: [(source: String, reason: String)] = []
         do {
+            if !batch.linked.isEmpty {
+                try journal.sync()
+                for folder in Set(batch.linked.map(\.destinationFolder)) { try FileSystem.syncDirectory(folder) }
+            }
+            for (intent, source, _) in batch.linked {
+                do {
+                    try FileSystem.remove(source, sync: false)
+                    batch.removed.append(intent)
+                    batch.folders.insert((source as NSString).deletingLastPathComponent)
+                } catch {
+                    if let destination = intent.destination { try FileSystem.remove(destination) }
+                    try journal.finish(intent)
+                    failures.append((source, error.reason + "; the copy was withdrawn and the file left in place"))
+                }
+            }
+            batch.linked.removeAll()
             for folder in batch.folders { try FileSystem.syncDirectory(folder) }
-            for intent in batch.intents { try journal.finish(intent) }
+            for intent in batch.removed { try journal.finish(intent) }
         } catch {
             throw .fileSystem(error)
         }
         batch.folders.removeAll()
-        batch.intents.removeAll()
+        batch.removed.removeAll()
+        return failures
     }
 
     private func remove(_ path: String) throws(DeliveryError) {
@@ -200,17 +233,16 @@ public struct FileDelivery: Sendable {
 
 /// Moves whose last steps wait for `FileDelivery.commit(_:)`; used by one worker at a time.
 public final class DeliveryBatch {
-    fileprivate(set) var intents: [Journal.Intent] = []
-    fileprivate(set) var folders: Set<String> = []
+    /// Linked to their destination, intent not yet synced, source still in place.
+    fileprivate var linked: [(intent: Journal.Intent, source: String, destinationFolder: String)] = []
+    /// Source removed, its folder not yet synced, intent not yet marked done.
+    fileprivate var removed: [Journal.Intent] = []
+    fileprivate var folders: Set<String> = []
 
     public init() {}
 
-    public var count: Int { intents.count }
-
-    fileprivate func add(_ intent: Journal.Intent, folder: String) {
-        intents.append(intent)
-        folders.insert(folder)
-    }
+    /// Moves waiting for `commit(_:)`.
+    public var count: Int { linked.count + removed.count }
 }
 
 /// Why a file could not be delivered; the source is always left in place.

@@ -63,14 +63,22 @@ public final class Journal: Sendable {
         state.withLock { _ = close($0.fd) }
     }
 
-    /// Records an intent durably and returns it with its id.
-    public func begin(_ operation: Intent.Operation, source: String, destination: String? = nil, temporary: String? = nil) throws(FileSystemError) -> Intent {
+    /// Records an intent and returns it with its id; durably unless `sync` is false, in which
+    /// case `sync()` must run before the step's effects become irreversible (group commit).
+    public func begin(_ operation: Intent.Operation, source: String, destination: String? = nil, temporary: String? = nil,
+                      sync: Bool = true) throws(FileSystemError) -> Intent {
         let result: Result<Intent, FileSystemError> = state.withLock { state in
             let intent = Intent(id: state.next, operation: operation, source: source, destination: destination, temporary: temporary)
             state.next += 1
-            return Self.append(Line(id: intent.id, intent: intent), to: state.fd, path: path).map { intent }
+            return Self.append(Line(id: intent.id, intent: intent), to: state.fd, path: path, sync: sync).map { intent }
         }
         return try result.get()
+    }
+
+    /// Makes every line written so far durable.
+    public func sync() throws(FileSystemError) {
+        let failed = state.withLock { fsync($0.fd) != 0 }
+        if failed { throw FileSystemError(path: path, operation: "fsync journal", code: errno) }
     }
 
     /// Marks an intent finished (or abandoned with nothing changed). Not synced: an intent whose

@@ -91,8 +91,39 @@ struct SeriesHandler: Sendable {
     private func act(on files: ArraySlice<TrackedFile>, classification: SeriesClassification, review: Bool) -> Partial {
         var result = Partial()
         let batch = DeliveryBatch()
+        // Audit lines of a batch are written once it is committed, when they are true.
+        var records: [String: AuditRecord] = [:]
+        func commit() {
+            do {
+                for (source, reason) in try delivery.commit(batch) {
+                    guard var record = records[source] else { continue }
+                    record.action = "error"
+                    record.reason = reason
+                    record.destination = nil
+                    records[source] = record
+                    result.delivered -= 1
+                    result.errors += 1
+                    result.handled[source] = nil
+                    result.firstError = result.firstError ?? reason
+                }
+            } catch {
+                // The intents stay open; recovery at the next start finishes them.
+                result.errors += 1
+                result.firstError = result.firstError ?? error.description
+            }
+            for (path, var record) in records {
+                if record.action != "error", result.handled[path] != nil {
+                    // A copy or a rewrite keeps the file at its source: remember it, so that a rescan
+                    // does not handle it twice.
+                    record.sourceStamp = FileSystem.stamp(path)
+                    result.handled[path] = .some(record.sourceStamp)
+                }
+                try? audit.append(record)
+            }
+            records.removeAll()
+        }
         for file in files {
-            if batch.count >= 64 { try? delivery.commit(batch) }
+            if batch.count >= 64 { commit() }
             guard let header = file.headers.first else { continue }
             // Changed since it was read (a writer came back): read again before acting.
             guard FileSystem.stamp(file.path) == file.stamp else {
@@ -112,8 +143,8 @@ struct SeriesHandler: Sendable {
                 case .done(let destination):
                     if let destination { result.folders.insert((destination as NSString).deletingLastPathComponent) }
                     result.delivered += 1
-                    record.sourceStamp = FileSystem.stamp(file.path)
-                    result.handled[file.path] = record.sourceStamp
+                    // The stamp of what stays at the source is taken once the batch is committed.
+                    result.handled[file.path] = .some(nil)
                 case .quarantined:
                     result.quarantined += 1
                     result.handled[file.path] = .some(nil)
@@ -125,15 +156,9 @@ struct SeriesHandler: Sendable {
                 result.errors += 1
                 result.firstError = result.firstError ?? error.description
             }
-            try? audit.append(record)
+            records[file.path] = record
         }
-        do {
-            try delivery.commit(batch)
-        } catch {
-            // The intents stay open; recovery at the next start finishes them.
-            result.errors += 1
-            result.firstError = result.firstError ?? error.description
-        }
+        commit()
         return result
     }
 
