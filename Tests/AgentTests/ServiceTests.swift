@@ -41,11 +41,13 @@ struct ServiceTests {
         return path
     }
 
-    @Test("kill -9 at random instants loses no file and duplicates none")
-    func killNine() async throws {
+    /// `move` takes the group-commit path (links, then one sync per batch), `rewrite+move` the
+    /// copy-rewrite-link path.
+    @Test("kill -9 at random instants loses no file and duplicates none", arguments: ["move", "rewrite+move"])
+    func killNine(action: String) async throws {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let configuration = try Self.setUp(root, action: "rewrite+move")
+        let configuration = try Self.setUp(root, action: action)
         var expected = Set<String>()
         var generator = SystemRandomNumberGenerator()
         for (round, name) in Self.series.enumerated() {
