@@ -139,7 +139,8 @@ public actor WatchAgent {
         rescan()
         let ticker = Task { [continuation] in
             while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                // A quarter second: a quiescent series waits at most this long past its quiet period.
+                try? await Task.sleep(nanoseconds: 250_000_000)
                 continuation.yield(.tick)
             }
         }

@@ -102,7 +102,7 @@ struct AgentFeatureTests {
         var (agent, running) = try Self.agent(root, text)
         let study = try #require(try ImageHeader.read(from: try Paths.realSeries("dcm_qa_philips__S601_dti_ax")[0]).first).studyInstanceUID
         _ = try Self.copy("dcm_qa_philips__S601_dti_ax", into: root + "/in")
-        #expect(try await eventually(30) { FileManager.default.fileExists(atPath: root + "/calls.txt") })
+        #expect(try await eventually(120) { FileManager.default.fileExists(atPath: root + "/calls.txt") })
         agent.stop()
         try await running.value
 
@@ -143,18 +143,22 @@ struct AgentFeatureTests {
         let (agent, running) = try Self.agent(root, text)
         let sources = try Self.copy("dcm_qa_decubitus__S2_t1_fl2d_sag", into: root + "/in")
         let series = try #require(try ImageHeader.read(from: sources[0]).first).seriesInstanceUID
-        #expect(try await eventually(30) { allFiles(under: root + "/out").count == sources.count })
+        #expect(try await eventually(120) { allFiles(under: root + "/out").count == sources.count })
         // The decision is recorded once the whole series is done.
-        #expect(await eventually(30) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 1 })
+        #expect(await eventually(120) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 1 })
         let before = Set(allFiles(under: root + "/out").map { ($0 as NSString).deletingLastPathComponent })
 
         let relabel = try run(Paths.mrsort, ["relabel", series, "--sequence", "t1_pre", "--orientation", "sagittal", "--config", root + "/mrsort.yaml"])
         #expect(relabel.status == 0, "\(relabel.error)")
-        let moved = await eventually(30) {
+        let moved = await eventually(120) {
             allFiles(under: root + "/out").filter { $0.contains("/2_t1_pre_sagittal/") }.count == sources.count
         }
-        try await Task.sleep(nanoseconds: 2_500_000_000)
-        let status = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"])
+        // The agent rewrites its status file within a few seconds of a change.
+        var status = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"])
+        _ = try await eventually(120) {
+            status = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"])
+            return status.output.contains("(corrected)")
+        }
         agent.stop()
         try await running.value
 

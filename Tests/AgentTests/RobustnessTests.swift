@@ -68,12 +68,12 @@ struct RobustnessTests {
         for name in ["junk.bin", "truncated.dcm", "no-series-uid.dcm", "hostile.dcm", "duplicate-a.dcm"] {
             try FileManager.default.moveItem(atPath: staging + "/" + name, toPath: root + "/in/" + name)
         }
-        #expect(await eventually(30) { allFiles(under: root + "/in").isEmpty })
+        #expect(await eventually(120) { allFiles(under: root + "/in").isEmpty })
         // The same instance again, byte-identical, then with different content under the same UID.
         try FileManager.default.copyItem(atPath: files[3], toPath: root + "/in/duplicate-b.dcm")
         try Self.modified(files[3], to: staging + "/duplicate-c.dcm", ["-m", "(0008,103e)=changed"])
         try FileManager.default.moveItem(atPath: staging + "/duplicate-c.dcm", toPath: root + "/in/duplicate-c.dcm")
-        #expect(await eventually(30) { allFiles(under: root + "/in").isEmpty })
+        #expect(await eventually(120) { allFiles(under: root + "/in").isEmpty })
         agent.stop()
         try await running.value
 
@@ -112,7 +112,7 @@ struct RobustnessTests {
             try FileManager.default.copyItem(atPath: file, toPath: root + "/in/" + (file as NSString).lastPathComponent)
         }
         let audit = root + "/state/audit.jsonl"
-        #expect(await eventually(30) { JSONLinesLog<AuditRecord>.read(audit).count >= files.count })
+        #expect(await eventually(120) { JSONLinesLog<AuditRecord>.read(audit).count >= files.count })
         agent.stop()
         try await running.value
 
@@ -136,14 +136,14 @@ struct RobustnessTests {
         defer { umount(output) }
         let (agent, running) = try Self.start(try Self.configuration(root, output: output))
         let files = try Self.copyInto(root + "/in", "dcm_qa_decubitus__S3_t1_fl2d_sag")
-        #expect(await eventually(30) { JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").count >= files })
+        #expect(await eventually(120) { JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").count >= files })
         #expect(JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").allSatisfy { ($0.reason ?? "").contains("Read-only file system") })
         #expect(allFiles(under: root + "/in").count == files)
         // The series is done (its files left in place) before the output becomes writable.
-        #expect(await eventually(30) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 1 })
+        #expect(await eventually(120) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 1 })
         #expect(mount("tmpfs", output, "tmpfs", UInt(MS_REMOUNT), "size=4m") == 0)
         agent.rescanNow()
-        #expect(await eventually(30) { allFiles(under: output).count == files })
+        #expect(await eventually(120) { allFiles(under: output).count == files })
         agent.stop()
         try await running.value
         #expect(allFiles(under: root + "/in").isEmpty)
@@ -159,7 +159,7 @@ struct RobustnessTests {
         let files = try Self.copyInto(root + "/in", "dcm_qa_decubitus__S3_t1_fl2d_sag")
         #expect(mount("tmpfs", root + "/in", "tmpfs", UInt(MS_REMOUNT | MS_RDONLY), "size=8m") == 0)
         let (agent, running) = try Self.start(configuration)
-        #expect(await eventually(30) { JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").count >= files })
+        #expect(await eventually(120) { JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").count >= files })
         agent.stop()
         try await running.value
         #expect(allFiles(under: root + "/in").count == files)
@@ -194,7 +194,7 @@ struct RobustnessTests {
         """.write(toFile: root + "/mrsort.yaml", atomically: true, encoding: .utf8)
         let process = try ServiceTests.start(root + "/mrsort.yaml")
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        #expect(await eventually(20) { FileManager.default.fileExists(atPath: root + "/state/status.json") })
+        #expect(await eventually(120) { FileManager.default.fileExists(atPath: root + "/state/status.json") })
         // Stalled (as by a hung disk) while 20,000 files arrive: 40,000 events, the kernel keeps 16,384.
         kill(process.processIdentifier, SIGSTOP)
         // 20,000 distinct instances: one real file with its SOPInstanceUID's digits rewritten in place.

@@ -63,7 +63,7 @@ struct ServiceTests {
             process.waitUntilExit()
         }
         let process = try Self.start(configuration)
-        let settled = try await eventually(60) {
+        let settled = try await eventually(180) {
             let sorted = try WatchAgentTests.instances(under: root + "/out").count
             return allFiles(under: root + "/in").isEmpty && sorted == expected.count
         }
@@ -87,22 +87,22 @@ struct ServiceTests {
         let socket = try NotifySocket(path: root + "/notify")
         let process = try Self.start(configuration, environment: ["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "1000000"])
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        #expect(socket.receive(within: 20)?.hasPrefix("READY=1") == true)
-        #expect(socket.receive(within: 3) == "WATCHDOG=1")
+        #expect(socket.receive(within: 120)?.hasPrefix("READY=1") == true)
+        #expect(socket.receive(within: 30) == "WATCHDOG=1")
 
         try FileManager.default.createDirectory(atPath: root + "/in2", withIntermediateDirectories: true)
         try (try String(contentsOfFile: configuration, encoding: .utf8)).replacingOccurrences(of: "watch: \(root)/in", with: "watch: [\(root)/in, \(root)/in2]")
             .write(toFile: configuration, atomically: true, encoding: .utf8)
         kill(process.processIdentifier, SIGHUP)
         var messages: [String] = []
-        while let message = socket.receive(within: 3), !message.hasPrefix("READY=1") { messages.append(message) }
+        while let message = socket.receive(within: 60), !message.hasPrefix("READY=1") { messages.append(message) }
         let file = try #require(try Paths.realSeries("dcm_qa_decubitus__S2_t1_fl2d_sag").first)
         try FileManager.default.copyItem(atPath: file, toPath: root + "/in2/a.dcm")
-        #expect(try await eventually(20) { allFiles(under: root + "/out").count == 1 })
+        #expect(try await eventually(120) { allFiles(under: root + "/out").count == 1 })
 
         kill(process.processIdentifier, SIGTERM)
         var stopping = false
-        while let message = socket.receive(within: 5) {
+        while let message = socket.receive(within: 120) {
             if message == "STOPPING=1" { stopping = true; break }
         }
         process.waitUntilExit()

@@ -96,7 +96,7 @@ struct WatchAgentTests {
         try "not an image".write(toFile: root + "/in/notes.txt", atomically: false, encoding: .utf8)
         try await slowTask.value
 
-        let done = try await eventually(60) { try Self.instances(under: root + "/out").count == expected.count }
+        let done = try await eventually(180) { try Self.instances(under: root + "/out").count == expected.count }
         agent.stop()
         try await running.value
         #expect(done)
@@ -137,11 +137,11 @@ struct WatchAgentTests {
         let running = Task { try await agent.run() }
         let files = try Paths.realSeries("dcm_qa_decubitus__S3_t1_fl2d_sag")
         for file in files.dropLast() { try FileManager.default.copyItem(atPath: file, toPath: root + "/in/" + (file as NSString).lastPathComponent) }
-        #expect(try await eventually(30) { try Self.instances(under: root + "/out").count == files.count - 1 })
+        #expect(try await eventually(120) { try Self.instances(under: root + "/out").count == files.count - 1 })
         let folders = Set(allFiles(under: root + "/out").map { ($0 as NSString).deletingLastPathComponent })
         let last = try #require(files.last)
         try FileManager.default.copyItem(atPath: last, toPath: root + "/in/" + (last as NSString).lastPathComponent)
-        #expect(try await eventually(30) { try Self.instances(under: root + "/out").count == files.count })
+        #expect(try await eventually(120) { try Self.instances(under: root + "/out").count == files.count })
         agent.stop()
         try await running.value
         #expect(Set(allFiles(under: root + "/out").map { ($0 as NSString).deletingLastPathComponent }) == folders)
