@@ -108,18 +108,19 @@ public struct SeriesClassifier: Sendable {
                 if case .success(let slice) = result { decoded.append(index); slices.append(slice) }
             }
             let predictions = cnn.predict(slices)
-            var cnnSupport: [SequenceClass: Double] = [:], bothSupport: [SequenceClass: Double] = [:]
+            // Ties between the two models go to the forest's probabilities: its tree averages are
+            // calibrated, the CNN's softmax is not (summed, it would win nearly every tie).
+            var cnnSupport: [SequenceClass: Double] = [:], tieSupport: [SequenceClass: Double] = [:]
             var both: [SequenceClass] = []
             for (index, prediction) in zip(decoded, predictions) {
                 for (k, value) in prediction.sequenceProbabilities.enumerated() {
                     cnnSupport[order[k], default: 0] += value
-                    bothSupport[order[k], default: 0] += value
                 }
-                for (k, value) in forestByImage[index].enumerated() { bothSupport[forest.classes[k], default: 0] += value }
+                for (k, value) in forestByImage[index].enumerated() { tieSupport[forest.classes[k], default: 0] += value }
                 both += [forestVotes[index], prediction.sequence]
             }
             cnnVote = Vote(predictions.map(\.sequence), order: order, support: cnnSupport)
-            if let combined = Vote(both, order: order, support: bothSupport) { ensembleVote = combined }
+            if let combined = Vote(both, order: order, support: tieSupport) { ensembleVote = combined }
             cnnOrientation = Vote(predictions.map(\.orientation), order: Orientation.allCases)
         }
         // Orientation: geometry where the images have it; else the CNN's head, except for scouts
