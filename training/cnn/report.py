@@ -81,6 +81,9 @@ def saliency_figure(net, result, path, per_class=3):
     fig.subplots_adjust(left=0.14, right=0.99, top=0.97, bottom=0.01, wspace=0.04, hspace=0.08)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    # A 256-colour palette keeps the committed figure small (a few hundred kB instead of 2 MB).
+    from PIL import Image
+    Image.open(path).convert("RGB").quantize(colors=256).save(path, optimize=True)
 
 
 def confusion_figure(truth, predicted, names, path, title):
@@ -115,7 +118,7 @@ def main(argv=None):
     parser.add_argument("--saliency")
     parser.add_argument("--confusion", help="real-data confusion matrix PNG")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--extra", help="markdown file appended to the report (benchmark, commands)")
+    parser.add_argument("--extra", nargs="*", default=[], help="markdown files appended to the report (benchmark, ensemble)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     command = "python -m training.cnn.report " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -177,8 +180,8 @@ def main(argv=None):
                    "predicted sequence logit with respect to the input pixels (the paper's Fig. 4).\n"]
     report += ["## Training log\n", f"`{args.log}` (one line per epoch; validation = 20% of the training studies):\n",
                "```", *log_lines, "```", ""]
-    if args.extra:
-        report += [open(args.extra).read()]
+    for extra in args.extra:
+        report += [open(extra).read()]
     with open(args.report, "w") as f:
         f.write("\n".join(report))
     print("\n".join(report[:12]))
