@@ -116,8 +116,10 @@ def recon_matrix(ctx: Ctx, choices=(256, 256, 320, 384, 512), p=(0.45, 0.15, 0.1
     return int(ctx.choice(list(choices), list(p)))
 
 
-def brain_2d(ctx: Ctx, plane, thick_rng=(4.0, 6.0), gap_rng=(0.1, 0.3), fov_rng=(210, 250), rect=None,
+def brain_2d(ctx: Ctx, plane, thick_rng=(4.0, 6.0), gap_rng=(0.1, 0.3), fov_rng=(210, 260), rect=None,
              matrix=None, centre=BRAIN_CENTRE_ANAT):
+    # FOV 210-260 mm: at a 256 recon matrix that is 0.82-1.02 mm pixels (dev: Siemens t1_fl2d_sag 260 mm, 1.016 mm),
+    # the same spacing as a scout, so pixel spacing alone must not tell a 2D T1 from a localizer
     th = round(ctx.u(*thick_rng) * 2) / 2  # protocols use round slice thicknesses
     sp = round(th * (1 + ctx.u(*gap_rng)), 1)
     cover = {"axial": 150, "coronal": 170, "sagittal": 140, "oblique": 150}[plane] * ctx.u(0.8, 1.05)
