@@ -7,7 +7,8 @@ import DICOM
 /// 1. the contrast was given no later than the first series that names a ContrastBolusAgent,
 ///    and during the first perfusion (DSC) series, which is the bolus;
 /// 2. without such evidence, of two T1 acquisitions of the same kind and the same parameters
-///    the later one follows the injection.
+///    the later one follows the injection — unless both the forest and the CNN read it as
+///    pre-contrast (then it is a repeated acquisition, as research protocols and motion make).
 ///
 /// A T1-family series (2D, IAC, 3D, VIBE) after the injection is post-contrast, one before it
 /// pre-contrast; the rule that decided is recorded in `SeriesClassification.rule`.
@@ -70,6 +71,11 @@ public enum StudyContext {
             for (rank, position) in positions.enumerated() {
                 let index = order[position]
                 let pre = family(results[index].sequence)!
+                // A repeat that both models read as pre-contrast is a repeat (motion, a second run),
+                // not the injection: the rule settles only what the models leave open.
+                if rank > 0, let cnn = results[index].cnn, !cnn.sequence.isPostContrast, !results[index].forest.sequence.isPostContrast {
+                    continue
+                }
                 relabel(&results[index], as: rank == 0 ? pre : twins[pre]!,
                         rule: rank == 0 ? "study context: first of \(positions.count) identical T1 acquisitions"
                                         : "study context: repeat of an earlier identical T1 acquisition")

@@ -50,4 +50,16 @@ struct StudyContextTests {
         let study = [try Self.series(1, .scout), try Self.series(2, .dwi)]
         #expect(StudyContext.settle(study) == study.map(\.classification))
     }
+
+    @Test("A repeat that the forest and the CNN both read as pre-contrast stays pre; one the CNN reads as post becomes post")
+    func repeatBothModelsPre() throws {
+        var first = try Self.series(4, .t1Pre), second = try Self.series(8, .t1Pre)
+        first.classification.cnn = .init(sequence: .t1Pre, confidence: 1)
+        second.classification.cnn = .init(sequence: .t1Pre, confidence: 1)
+        #expect(StudyContext.settle([first, second]).map(\.sequence) == [.t1Pre, .t1Pre])
+        second.classification.cnn = .init(sequence: .t1Post, confidence: 0.8)
+        let settled = StudyContext.settle([first, second])
+        #expect(settled.map(\.sequence) == [.t1Pre, .t1Post])
+        #expect(settled[1].rule == "study context: repeat of an earlier identical T1 acquisition")
+    }
 }
