@@ -18,8 +18,12 @@ release:
 ## Every test: the Swift package and the training code.
 test: test-swift test-python
 
+# The agent's tests run real agents against the clock (quiet periods, inotify, subprocesses); they
+# run one at a time after the rest, so that long synchronous tests elsewhere cannot starve the
+# concurrency pool the agents run on.
 test-swift:
-	MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test
+	MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --skip AgentTests
+	MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --skip-build --filter AgentTests --no-parallel
 
 test-python:
 	MRSORT_REALDATA=$(abspath $(REALDATA)) $(PYTHON) -m pytest -q training/tests
