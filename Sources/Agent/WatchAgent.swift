@@ -48,6 +48,7 @@ public actor WatchAgent {
     /// Files whose headers are being read, by the stamp they had.
     private var reading: [String: FileSystem.Stamp] = [:]
     private var readQueue: [(path: String, rule: String, stamp: FileSystem.Stamp)] = []
+    private var readQueueHead = 0
     private var readsInFlight = 0
     private var unreadable: [String: Unreadable] = [:]
     private var inFlight: [SeriesKey: Set<String>] = [:]
@@ -196,8 +197,14 @@ public actor WatchAgent {
 
     /// Reads headers on worker tasks, a few at a time: parsing is the costly part of arrival.
     private func startReads() {
-        while readsInFlight < max(2, configuration.workerThreads * 2), !readQueue.isEmpty {
-            let (path, rule, stamp) = readQueue.removeFirst()
+        while readsInFlight < max(2, configuration.workerThreads * 2), readQueueHead < readQueue.count {
+            let (path, rule, stamp) = readQueue[readQueueHead]
+            readQueueHead += 1
+            // A queue of thousands (a flood, a rescan) is consumed from the front in O(1).
+            if readQueueHead == readQueue.count || readQueueHead > 4096 {
+                readQueue.removeFirst(readQueueHead)
+                readQueueHead = 0
+            }
             readsInFlight += 1
             let continuation = continuation
             Task.detached {
@@ -312,7 +319,7 @@ public actor WatchAgent {
         guard !stopping else { return }
         let quiet = { [configuration] (name: String) in configuration.rules.first { $0.name == name }?.quietSeconds ?? 0 }
         // Files still queued for reading may belong to any series: wait for them.
-        guard readQueue.isEmpty, readsInFlight == 0 else { return }
+        guard readQueueHead == readQueue.count, readsInFlight == 0 else { return }
         for key in tracker.quiescent(at: now, quietSeconds: quiet) where inFlight[key] == nil {
             guard inFlight.count < configuration.workerThreads else { return }
             guard var series = tracker.take(key), let rule = rule(named: series.rule) else { continue }
