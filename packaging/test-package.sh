@@ -489,6 +489,12 @@ check "remove: state kept" test -f "$root/var/lib/mrsort/state/journal"
 check "remove: sorted data kept" test -f "$root/var/lib/mrsort/sorted/P1/image.dcm"
 check "remove: user kept" in_root getent passwd mrsort
 
+# Whether the agent steps above left DICOM files in review or quarantine (that depends on the
+# models' confidence for the series they sorted): such folders must survive the purge.
+holds_files() { [ -n "$(find "$1" -type f 2>/dev/null | head -n 1)" ]; }
+review_held=no; holds_files "$root/var/lib/mrsort/review" && review_held=yes
+quarantine_held=no; holds_files "$root/var/lib/mrsort/quarantine" && quarantine_held=yes
+
 in_root env DEBIAN_FRONTEND=noninteractive dpkg --purge mrsort > "$work/purge.log" 2>&1 \
     || { cat "$work/purge.log" >&2; fail "dpkg --purge mrsort"; }
 sed 's/^/    purge: /' "$work/purge.log" >&2
@@ -496,8 +502,14 @@ check "purge: /etc/mrsort gone" test ! -e "$root/etc/mrsort"
 check "purge: state gone" test ! -e "$root/var/lib/mrsort/state"
 check "purge: sorted DICOM data kept" test -f "$root/var/lib/mrsort/sorted/P1/image.dcm"
 check "purge: incoming, holding only an emptied drop folder, removed" test ! -e "$root/var/lib/mrsort/incoming"
-check "purge: empty review and quarantine removed" \
-    test ! -e "$root/var/lib/mrsort/review" -a ! -e "$root/var/lib/mrsort/quarantine"
+for folder in review quarantine; do
+    held=$review_held; [ "$folder" = quarantine ] && held=$quarantine_held
+    if [ "$held" = yes ]; then
+        check "purge: $folder, holding DICOM files, kept" holds_files "$root/var/lib/mrsort/$folder"
+    else
+        check "purge: empty $folder removed" test ! -e "$root/var/lib/mrsort/$folder"
+    fi
+done
 check "purge: no enablement or mask links left" \
     test -z "$(find "$root/etc/systemd" -name 'mrsort.service' 2>/dev/null)"
 check "purge: dpkg knows nothing of mrsort" bash -c "! chroot '$root' dpkg -s mrsort >/dev/null 2>&1"
