@@ -337,6 +337,7 @@ unsigned long mrs_item_multiplicity(const mrs_item *item, uint16_t group, uint16
         switch (hint) {
         case MRS_HINT_FLOAT32: return length / 4;
         case MRS_HINT_FLOAT64: return length / 8;
+        case MRS_HINT_INT16: return length / 2;
         case MRS_HINT_TEXT: return textMultiplicity(reinterpret_cast<const char *>(bytes), length);
         }
         return 0;
@@ -414,6 +415,14 @@ int mrs_item_number(const mrs_item *item, uint16_t group, uint16_t element, unsi
             Float64 v;
             std::memcpy(&v, bytes + index * 8, 8);
             if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, 8, 8);
+            *value = v;
+            return 1;
+        }
+        case MRS_HINT_INT16: {
+            if ((index + 1) * 2 > length) return 0;
+            Sint16 v;
+            std::memcpy(&v, bytes + index * 2, 2);
+            if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, 2, 2);
             *value = v;
             return 1;
         }

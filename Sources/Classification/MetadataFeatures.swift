@@ -69,6 +69,7 @@ public struct MetadataFeatures: Sendable {
     static let missing: Float = -1
     static let photometricValues = ["MONOCHROME1", "MONOCHROME2", "RGB"]
     static let vendors = ["siemens", "ge", "philips", "canon"]
+    static let complexComponents = ["MAGNITUDE", "PHASE", "REAL", "IMAGINARY"]
 
     public init(vocabulary: FeatureVocabulary) {
         self.vocabulary = vocabulary
@@ -79,9 +80,10 @@ public struct MetadataFeatures: Sendable {
         columns += ["mr_acquisition_type", "repetition_time", "echo_time", "inversion_time", "echo_train_length",
                     "flip_angle", "slice_thickness", "pixel_spacing_row", "pixel_spacing_column"]
         columns += (0..<6).map { "image_orientation_\($0)" }
-        columns += ["b_value", "temporal_positions"]
+        columns += ["b_value", "temporal_positions", "contrast_agent"]
         columns += Self.photometricValues.map { "photometric=\($0)" } + ["photometric#other"]
         columns += Self.vendors.map { "manufacturer=\($0)" } + ["manufacturer#other"]
+        columns += Self.complexComponents.map { "complex_component=\($0)" } + ["complex_component#other"]
         self.columns = columns
     }
 
@@ -116,9 +118,17 @@ public struct MetadataFeatures: Sendable {
         row += Self.fixed(header.imageOrientationPatient, count: 6)
         row.append(header.diffusionBValue.map(Float.init) ?? Self.missing)
         row.append(header.numberOfTemporalPositions.map(Float.init) ?? Self.missing)
+        row.append(Self.namesContrastAgent(header) ? 1 : 0)
         row += Self.categorical(header.photometricInterpretation?.uppercased(), Self.photometricValues)
         row += Self.categorical(header.manufacturer.map(Self.vendor), Self.vendors)
+        row += Self.categorical(header.complexImageComponent, Self.complexComponents)
         return row
+    }
+
+    /// Whether the image names a ContrastBolusAgent. Absent and empty read alike: the attribute is
+    /// type 2, and scanners write it empty on series without contrast as often as they omit it.
+    static func namesContrastAgent(_ header: ImageHeader) -> Bool {
+        !(header.contrastBolusAgent ?? "").trimmingCharacters(in: .whitespaces).isEmpty
     }
 
     /// The normalised vendor of a Manufacturer value (Toshiba became Canon).

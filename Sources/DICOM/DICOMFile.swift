@@ -156,12 +156,15 @@ public enum BinaryEncoding: Sendable {
     case float32
     /// Little-endian float64 values (FD).
     case float64
+    /// Little-endian signed 16-bit values (SS).
+    case int16
 
     var hint: mrs_binary_hint {
         switch self {
         case .text: MRS_HINT_TEXT
         case .float32: MRS_HINT_FLOAT32
         case .float64: MRS_HINT_FLOAT64
+        case .int16: MRS_HINT_INT16
         }
     }
 }

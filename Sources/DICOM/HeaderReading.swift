@@ -70,6 +70,7 @@ extension DICOMFile {
             rows: dataset.integer(.rows),
             columns: dataset.integer(.columns),
             contrastBolusAgent: dataset.text(.contrastBolusAgent),
+            complexImageComponent: ComplexImageComponent.read(from: dataset),
             diffusionBValue: DiffusionBValue.read(from: dataset),
             numberOfTemporalPositions: dataset.integer(.numberOfTemporalPositions),
             temporalPositionIdentifier: dataset.integer(.temporalPositionIdentifier),
@@ -101,6 +102,20 @@ enum DiffusionBValue {
             return value
         }
         return nil
+    }
+}
+
+/// Which part of complex MR data an image holds.
+enum ComplexImageComponent {
+    /// GE (0043,102F) "private image type": 0 magnitude, 1 phase, 2 real, 3 imaginary.
+    private static let geValues = ["MAGNITUDE", "PHASE", "REAL", "IMAGINARY"]
+
+    static func read(from item: DICOMItem) -> String? {
+        if let standard = item.text(.complexImageComponent) { return standard.uppercased() }
+        guard let tag = item.privateTag(group: 0x0043, creator: "GEMS_PARM_01", offset: 0x2F),
+              let value = item.number(tag, encoding: .int16), let code = Int(exactly: value),
+              geValues.indices.contains(code) else { return nil }
+        return geValues[code]
     }
 }
 
@@ -138,7 +153,10 @@ struct FunctionalGroups {
         if let diffusion = macro(.mrDiffusionSequence), let bValue = diffusion.number(.diffusionBValue) {
             header.diffusionBValue = bValue
         }
-        header.imageType = macro(.mrImageFrameTypeSequence)?.strings(.frameType) ?? header.imageType
+        if let frameType = macro(.mrImageFrameTypeSequence) {
+            header.imageType = frameType.strings(.frameType) ?? header.imageType
+            header.complexImageComponent = frameType.text(.complexImageComponent)?.uppercased() ?? header.complexImageComponent
+        }
         if let content = macro(.frameContentSequence) {
             header.temporalPositionIdentifier = content.integer(.temporalPositionIndex) ?? header.temporalPositionIdentifier
         }

@@ -53,6 +53,9 @@ public struct ImageHeader: Sendable, Hashable, Codable {
     public var rows: Int?
     public var columns: Int?
     public var contrastBolusAgent: String?
+    /// MAGNITUDE, PHASE, REAL or IMAGINARY: ComplexImageComponent (0008,9208), else GE's private
+    /// image type (0043,102F). What tells a phase image from its magnitude twin where ImageType does not.
+    public var complexImageComponent: String?
     /// Diffusion b-value (s/mm²): (0018,9087), else the vendor's private tag.
     public var diffusionBValue: Double?
     public var numberOfTemporalPositions: Int?

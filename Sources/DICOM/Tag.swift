@@ -37,6 +37,7 @@ extension Tag {
     public static let seriesDescription = Tag(0x0008, 0x103E)
     public static let manufacturerModelName = Tag(0x0008, 0x1090)
     public static let frameType = Tag(0x0008, 0x9007)
+    public static let complexImageComponent = Tag(0x0008, 0x9208)
     public static let patientID = Tag(0x0010, 0x0020)
     public static let studyInstanceUID = Tag(0x0020, 0x000D)
     public static let seriesInstanceUID = Tag(0x0020, 0x000E)

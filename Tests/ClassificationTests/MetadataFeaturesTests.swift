@@ -41,6 +41,21 @@ struct MetadataFeaturesTests {
         #expect(changed[try #require(features.columns.firstIndex(of: "inversion_time"))] == -1)
     }
 
+    @Test("A named ContrastBolusAgent is a feature; absent and blank read alike")
+    func contrastAgent() throws {
+        let features = MetadataFeatures(vocabulary: Self.vocabulary)
+        let column = try #require(features.columns.firstIndex(of: "contrast_agent"))
+        // dcmdump: (0018,0010) LO [Magnevist] in the RIDER post-contrast 3D GRE.
+        let post = try #require(try DICOMFileDiscovery.files(in: [Paths.realData + "/dbdicom_rider__S14_sag_3d_gre_+c"]).first)
+        var header = try Self.header(post)
+        #expect(header.contrastBolusAgent == "Magnevist")
+        #expect(features.encode(header)[column] == 1)
+        header.contrastBolusAgent = "  "
+        #expect(features.encode(header)[column] == 0)
+        header.contrastBolusAgent = nil
+        #expect(features.encode(header)[column] == 0)
+    }
+
     @Test("SeriesDescription and ProtocolName never change the features")
     func freeTextIsNotAFeature() throws {
         let file = try #require(try DICOMFileDiscovery.files(in: [Paths.realData + "/dcm_qa_decubitus__S2_t1_fl2d_sag"]).first)

@@ -176,6 +176,30 @@ struct HeaderReadingTests {
         #expect(try ImageHeader.read(from: file).first?.diffusionBValue == 1000)
     }
 
+    @Test("Complex image component: per frame in enhanced files, GE's private (0043,102F) in classic ones, implicit VR too")
+    func complexImageComponent() throws {
+        // The Philips dual-echo B0 map holds magnitude and phase frames (and MIXED at top level).
+        let enhanced = try Fixtures.real("dcm_qa_philips_enh__S2001_fcMRI_Field_Mapping_mf")
+        let frames = try DCMDump.search("(0008,9208)", in: enhanced)
+            .filter { $0.path == "(5200,9230).(0018,9226).(0008,9208)" }
+            .compactMap { $0.strings?.first }
+        #expect(Set(frames) == ["MAGNITUDE", "PHASE"])
+        #expect(try ImageHeader.read(from: enhanced).map(\.complexImageComponent) == frames)
+
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = try Fixtures.copy(try Fixtures.real("dcm_qa_ge__S2_fMRI_Multiphase_Des"), into: directory)
+        #expect(try DCMDump.topLevel(file)["(0043,102f)"]?.numbers == [0])
+        #expect(try ImageHeader.read(from: file).first?.complexImageComponent == "MAGNITUDE")
+        try Tool.run("dcmodify", ["-nb", "-m", "(0043,102f)=1", file])
+        #expect(try ImageHeader.read(from: file).first?.complexImageComponent == "PHASE")
+        let implicit = directory + "/implicit.dcm"
+        try Tool.run("dcmconv", ["+ti", file, implicit])
+        #expect(try ImageHeader.read(from: implicit).first?.complexImageComponent == "PHASE")
+        try Tool.run("dcmodify", ["-nb", "-ea", "(0043,102f)", file])
+        #expect(try ImageHeader.read(from: file).first?.complexImageComponent == nil)
+    }
+
     @Test("Absent attributes are nil, not zero")
     func absentIsNil() throws {
         let file = try Fixtures.real("dcm_qa_decubitus__S2_t1_fl2d_sag")

@@ -51,7 +51,9 @@ typedef enum mrs_binary_hint {
     /** Little-endian IEEE float32 values (FL). */
     MRS_HINT_FLOAT32 = 1,
     /** Little-endian IEEE float64 values (FD). */
-    MRS_HINT_FLOAT64 = 2
+    MRS_HINT_FLOAT64 = 2,
+    /** Little-endian signed 16-bit values (SS). */
+    MRS_HINT_INT16 = 3
 } mrs_binary_hint;
 
 /** Registers DCMTK's decoders and silences its logger. Idempotent and thread-safe. */
