@@ -345,6 +345,17 @@ unsigned long mrs_item_multiplicity(const mrs_item *item, uint16_t group, uint16
     return found->getVM();
 }
 
+/** Value `index` of little-endian binary `T`s in the raw bytes of a UN element. */
+template <typename T>
+static int littleEndianValue(const Uint8 *bytes, unsigned long length, unsigned long index, double *value) {
+    if ((index + 1) * sizeof(T) > length) return 0;
+    T v;
+    std::memcpy(&v, bytes + index * sizeof(T), sizeof(T));
+    if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, sizeof(T), sizeof(T));
+    *value = v;
+    return 1;
+}
+
 int mrs_item_number(const mrs_item *item, uint16_t group, uint16_t element, unsigned long index, mrs_binary_hint hint,
                     double *value) {
     DcmElement *found = findElement(item, group, element);
@@ -402,30 +413,9 @@ int mrs_item_number(const mrs_item *item, uint16_t group, uint16_t element, unsi
         unsigned long length = 0;
         if (!rawBytes(found, bytes, length)) return 0;
         switch (hint) {
-        case MRS_HINT_FLOAT32: {
-            if ((index + 1) * 4 > length) return 0;
-            Float32 v;
-            std::memcpy(&v, bytes + index * 4, 4);
-            if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, 4, 4);
-            *value = v;
-            return 1;
-        }
-        case MRS_HINT_FLOAT64: {
-            if ((index + 1) * 8 > length) return 0;
-            Float64 v;
-            std::memcpy(&v, bytes + index * 8, 8);
-            if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, 8, 8);
-            *value = v;
-            return 1;
-        }
-        case MRS_HINT_INT16: {
-            if ((index + 1) * 2 > length) return 0;
-            Sint16 v;
-            std::memcpy(&v, bytes + index * 2, 2);
-            if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, 2, 2);
-            *value = v;
-            return 1;
-        }
+        case MRS_HINT_FLOAT32: return littleEndianValue<Float32>(bytes, length, index, value);
+        case MRS_HINT_FLOAT64: return littleEndianValue<Float64>(bytes, length, index, value);
+        case MRS_HINT_INT16: return littleEndianValue<Sint16>(bytes, length, index, value);
         case MRS_HINT_TEXT: {
             std::string piece;
             if (!textValue(reinterpret_cast<const char *>(bytes), length, index, piece)) return 0;

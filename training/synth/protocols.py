@@ -39,6 +39,9 @@ PROTOCOLS = {
 # extras that may be appended to any study
 EXTRAS = [("other_screenshot", 0.1), ("other_nonhead", 0.04), ("t2_haste", 0.1), ("scout", 0.03), ("t1_pre", 0.1), ("t2_3d", 0.1),
           ("swi", 0.12), ("flair_3d", 0.1), ("perfusion", 0.08), ("tof", 0.05), ("ciss", 0.04), ("vibe_pre", 0.04)]
+# Steps after which the patient has contrast on board (a DSC perfusion is itself a bolus).
+CONTRAST_GIVEN = ("inject", "perfusion")
+PRE_CONTRAST = ("t1_pre", "vibe_pre")
 
 
 def plan_study(rng: np.random.Generator):
@@ -54,8 +57,13 @@ def plan_study(rng: np.random.Generator):
         steps.pop()
     for step, p in EXTRAS:
         if rng.random() < p:
+            contrast = [i for i, s in enumerate(steps) if s in CONTRAST_GIVEN]
             if step == "scout":
                 steps.insert(min(len(steps), int(rng.integers(1, 4))), "scout")  # repeated localiser
+            elif step in PRE_CONTRAST and contrast:
+                # A T1 acquired after the gadolinium enhances: it is post-contrast, whatever the
+                # site meant. An extra pre-contrast T1 is therefore run before the injection.
+                steps.insert(contrast[0], step)
             else:
                 steps.append(step)
     return name, steps

@@ -76,3 +76,17 @@ def test_aahead_mpr_children_are_derived_primary(siemens):
             for enhanced in (False, True):
                 it = _meta(ser, "Siemens", enhanced=enhanced, seed=seed).image_type
                 assert it[:3] == ["DERIVED", "PRIMARY", "MPR"], it
+
+
+def test_no_pre_contrast_t1_is_planned_after_the_contrast():
+    """A T1 acquired after the injection (or a DSC bolus) enhances, so it cannot be labelled pre-contrast."""
+    from training.synth.protocols import CONTRAST_GIVEN, plan_study
+    pre = {"t1_pre", "t1_iac_pre", "t1_3d_pre", "vibe_pre"}
+    extras_seen = 0
+    for index in range(2000):
+        _, steps = plan_study(np.random.default_rng([0, index]))
+        given = [i for i, s in enumerate(steps) if s in CONTRAST_GIVEN]
+        if given:
+            assert not pre & set(steps[given[0]:]), steps
+            extras_seen += steps.count("t1_pre") + steps.count("vibe_pre")
+    assert extras_seen > 100  # the pre-contrast steps (protocol and extras) were exercised
