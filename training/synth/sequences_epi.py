@@ -86,7 +86,10 @@ def make_dwi(ctx: Ctx, with_adc=True) -> list:
     n_img_vols = (1 + (nb - 1) * ndir) if layout == "raw" else nb
     keep = max(3, ctx.max_images // n_img_vols)
     mosaic = ctx.vendor == "Siemens" and ctx.mosaic_ok and layout == "raw" and rng.random() < 0.6
-    st = _epi_stack(ctx, plane, keep_n=keep, thick=(2.0, 5.0))
+    # Research DWI/DTI is often stored at its acquisition matrix (2-3 mm pixels: 82 over 222 mm,
+    # 80 over 240 mm), clinical DWI interpolated to 256.
+    stored = int(ctx.choice([80, 88, 96, 128, 192, 256], [0.1, 0.08, 0.12, 0.35, 0.15, 0.2]))
+    st = _epi_stack(ctx, plane, keep_n=keep, thick=(2.0, 5.0), matrix=stored)
     if mosaic:  # one mosaic file per volume holds (a subset of) the slices
         st.keep = even_subset(st.n_slices, min(st.n_slices, 16))
     acq_mat = int(min(st.rows, ctx.choice([96, 128, 160, 192])))
