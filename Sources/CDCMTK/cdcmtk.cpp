@@ -159,6 +159,17 @@ Prefix classifyPrefix(const unsigned char *bytes, size_t length) {
     return Prefix::notDICOM;
 }
 
+/** Value `index` of little-endian binary `T`s in the raw bytes of a UN element. */
+template <typename T>
+int littleEndianValue(const Uint8 *bytes, unsigned long length, unsigned long index, double *value) {
+    if ((index + 1) * sizeof(T) > length) return 0;
+    T v;
+    std::memcpy(&v, bytes + index * sizeof(T), sizeof(T));
+    if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, sizeof(T), sizeof(T));
+    *value = v;
+    return 1;
+}
+
 } // namespace
 
 extern "C" {
@@ -343,17 +354,6 @@ unsigned long mrs_item_multiplicity(const mrs_item *item, uint16_t group, uint16
         return 0;
     }
     return found->getVM();
-}
-
-/** Value `index` of little-endian binary `T`s in the raw bytes of a UN element. */
-template <typename T>
-static int littleEndianValue(const Uint8 *bytes, unsigned long length, unsigned long index, double *value) {
-    if ((index + 1) * sizeof(T) > length) return 0;
-    T v;
-    std::memcpy(&v, bytes + index * sizeof(T), sizeof(T));
-    if (gLocalByteOrder != EBO_LittleEndian) swapBytes(&v, sizeof(T), sizeof(T));
-    *value = v;
-    return 1;
 }
 
 int mrs_item_number(const mrs_item *item, uint16_t group, uint16_t element, unsigned long index, mrs_binary_hint hint,

@@ -98,7 +98,7 @@ def main(argv=None):
     parser.add_argument("--figure")
     parser.add_argument("--fixture", help="write the Swift parity fixture (rows and scikit-learn probabilities)")
     parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--max-features", type=int, nargs="+", default=[2, 4, 8, 14])
+    parser.add_argument("--max-features", type=int, nargs="+", default=[2, 4, 8, 14, 20, 28, 40, 60])
     parser.add_argument("--test-size", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
