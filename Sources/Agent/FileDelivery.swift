@@ -40,6 +40,12 @@ public struct FileDelivery: Sendable {
         _ source: String, to destination: String, mode: FolderRule.Action.Delivery,
         rewrite: AtomicRewrite? = nil, duplicates: DuplicatePolicy, batch: DeliveryBatch? = nil
     ) throws(DeliveryError) -> Outcome {
+        // Already in its place (a relabel that keeps the layout). The same-inode rule below would
+        // remove the source, which here is the only name of the file.
+        if FileSystem.isSameEntry(source, destination) {
+            if let rewrite { try rewriteInPlace(source, rewrite: rewrite) }
+            return .alreadyThere(destination)
+        }
         let directory = (destination as NSString).deletingLastPathComponent
         if mode == .move, access((source as NSString).deletingLastPathComponent, W_OK) != 0 {
             throw .fileSystem(FileSystemError(path: source, operation: "move", reason: "its folder is not writable, so the file cannot be moved out of it"))

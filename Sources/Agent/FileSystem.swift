@@ -42,6 +42,18 @@ public enum FileSystem {
         public var device: UInt64
     }
 
+    /// Whether two paths name one directory entry (however spelt: `.`, `..`, symbolic links in the
+    /// folders), as opposed to two names of one inode, which an interrupted move leaves.
+    public static func isSameEntry(_ a: String, _ b: String) -> Bool {
+        let (first, second) = (a as NSString, b as NSString)
+        guard first.lastPathComponent == second.lastPathComponent,
+              let folderA = realpath(first.deletingLastPathComponent, nil) else { return false }
+        defer { free(folderA) }
+        guard let folderB = realpath(second.deletingLastPathComponent, nil) else { return false }
+        defer { free(folderB) }
+        return strcmp(folderA, folderB) == 0
+    }
+
     public static func stamp(_ path: String) -> Stamp? {
         var info = stat()
         guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }

@@ -123,7 +123,7 @@ struct AgentFeatureTests {
         #expect(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").map(\.exitStatus) == [nil, 0])
     }
 
-    @Test("mrsort relabel moves a handled series to its corrected place and records the correction; status shows it")
+    @Test("mrsort relabel moves a handled series to its corrected place, leaves it where a correction keeps the place, records the corrections; status shows them")
     func relabelAndStatus() async throws {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -148,11 +148,18 @@ struct AgentFeatureTests {
         #expect(await eventually(120) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 1 })
         let before = Set(allFiles(under: root + "/out").map { ($0 as NSString).deletingLastPathComponent })
 
-        let relabel = try run(Paths.mrsort, ["relabel", series, "--sequence", "t1_pre", "--orientation", "sagittal", "--config", root + "/mrsort.yaml"])
+        // A correction to another class (whatever the models said, the layout changes) ...
+        let relabel = try run(Paths.mrsort, ["relabel", series, "--sequence", "t1_post", "--orientation", "sagittal", "--config", root + "/mrsort.yaml"])
         #expect(relabel.status == 0, "\(relabel.error)")
         let moved = await eventually(120) {
-            allFiles(under: root + "/out").filter { $0.contains("/2_t1_pre_sagittal/") }.count == sources.count
+            allFiles(under: root + "/out").filter { $0.contains("/2_t1_post_sagittal/") }.count == sources.count
         }
+        #expect(moved)
+        #expect(await eventually(120) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 2 })
+        // ... and one that keeps the class: the files are already in place and must stay there.
+        let again = try run(Paths.mrsort, ["relabel", series, "--sequence", "t1_post", "--orientation", "sagittal", "--config", root + "/mrsort.yaml"])
+        #expect(again.status == 0, "\(again.error)")
+        #expect(await eventually(120) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 3 })
         // The agent rewrites its status file within a few seconds of a change.
         var status = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"])
         _ = try await eventually(120) {
@@ -162,16 +169,16 @@ struct AgentFeatureTests {
         agent.stop()
         try await running.value
 
-        #expect(moved)
         #expect(allFiles(under: root + "/out").count == sources.count)
-        #expect(before != ["\(root)/out/2_t1_pre_sagittal"])
+        #expect(before != ["\(root)/out/2_t1_post_sagittal"])
         for path in allFiles(under: root + "/out") {
-            #expect(try ImageHeader.read(from: path).first?.seriesDescription == "t1_pre sagittal")
+            #expect(path.contains("/2_t1_post_sagittal/"))
+            #expect(try ImageHeader.read(from: path).first?.seriesDescription == "t1_post sagittal")
         }
         let corrections = JSONLinesLog<RelabelRequest>.read(root + "/state/corrections.jsonl")
-        #expect(corrections.map(\.sequence) == [.t1Pre])
+        #expect(corrections.map(\.sequence) == [.t1Post, .t1Post])
         #expect(status.status == 0)
-        #expect(status.output.contains("t1_pre (corrected)"))
+        #expect(status.output.contains("t1_post (corrected)"))
         #expect(status.output.contains("series classified 1"))
 
         let unknown = try run(Paths.mrsort, ["relabel", "1.2.3.4", "--sequence", "t1_pre", "--config", root + "/mrsort.yaml"])

@@ -69,6 +69,20 @@ struct FileDeliveryTests {
         #expect(allFiles(under: root + "/out").count == 2)
     }
 
+    @Test("Delivering a file onto its own path, however spelt, keeps it; a rewrite is applied in place")
+    func ontoItself() throws {
+        let placed = try source("out/x/a.dcm")
+        let original = try #require(bytes(placed))
+        let spelt = root + "/out/./x/../x/a.dcm"
+        #expect(try delivery.deliver(placed, to: spelt, mode: .move, duplicates: .skip) == .alreadyThere(spelt))
+        #expect(bytes(placed) == original)
+        let rewrite = AtomicRewrite(changes: [.seriesDescription: "t1_pre sagittal"])
+        #expect(try delivery.deliver(placed, to: placed, mode: .move, rewrite: rewrite, duplicates: .replaceIdentical) == .alreadyThere(placed))
+        #expect(try ImageHeader.read(from: placed).first?.seriesDescription == "t1_pre sagittal")
+        #expect(allFiles(under: root + "/out") == [placed])
+        #expect(journal.openIntents().isEmpty)
+    }
+
     @Test("Duplicates: identical bytes are already there; different ones are kept or set aside by policy")
     func duplicates() throws {
         let existing = try source("out/a.dcm")
