@@ -399,7 +399,7 @@ public actor WatchAgent {
     private static func representative(_ headers: [ImageHeader]) -> [ImageHeader] {
         guard headers.count > 8 else { return headers }
         var picked = stride(from: 0, to: headers.count, by: max(1, headers.count / 7)).map { headers[$0] }
-        if let contrast = headers.first(where: { !($0.contrastBolusAgent ?? "").isEmpty }) { picked.append(contrast) }
+        if let contrast = headers.first(where: \.namesContrastAgent) { picked.append(contrast) }
         return picked
     }
 

@@ -118,17 +118,11 @@ public struct MetadataFeatures: Sendable {
         row += Self.fixed(header.imageOrientationPatient, count: 6)
         row.append(header.diffusionBValue.map(Float.init) ?? Self.missing)
         row.append(header.numberOfTemporalPositions.map(Float.init) ?? Self.missing)
-        row.append(Self.namesContrastAgent(header) ? 1 : 0)
+        row.append(header.namesContrastAgent ? 1 : 0)
         row += Self.categorical(header.photometricInterpretation?.uppercased(), Self.photometricValues)
         row += Self.categorical(header.manufacturer.map(Self.vendor), Self.vendors)
         row += Self.categorical(header.complexImageComponent, Self.complexComponents)
         return row
-    }
-
-    /// Whether the image names a ContrastBolusAgent. Absent and empty read alike: the attribute is
-    /// type 2, and scanners write it empty on series without contrast as often as they omit it.
-    static func namesContrastAgent(_ header: ImageHeader) -> Bool {
-        !(header.contrastBolusAgent ?? "").trimmingCharacters(in: .whitespaces).isEmpty
     }
 
     /// The normalised vendor of a Manufacturer value (Toshiba became Canon).

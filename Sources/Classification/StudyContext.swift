@@ -43,7 +43,7 @@ public enum StudyContext {
         var injection: (position: Int, includesSeries: Bool, reason: String)?
         for (position, index) in order.enumerated() {
             let series = study[index]
-            if series.headers.contains(where: { !($0.contrastBolusAgent ?? "").isEmpty }) {
+            if series.headers.contains(where: \.namesContrastAgent) {
                 injection = (position, true, "ContrastBolusAgent set in series \(series.classification.seriesNumber.map(String.init) ?? "?")")
                 break
             }

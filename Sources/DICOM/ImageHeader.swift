@@ -68,6 +68,12 @@ public struct ImageHeader: Sendable, Hashable, Codable {
 }
 
 extension ImageHeader {
+    /// Whether the image names a ContrastBolusAgent. Absent and blank read alike: the attribute is
+    /// type 2, and scanners write it empty on series without contrast as often as they omit it.
+    public var namesContrastAgent: Bool {
+        contrastBolusAgent?.contains { !$0.isWhitespace } ?? false
+    }
+
     /// Reads the headers of a file (one per frame), stopping before the pixel data.
     public static func read(from path: String) throws(DICOMError) -> [ImageHeader] {
         try DICOMFile.open(path, headerOnly: true).imageHeaders()
