@@ -20,6 +20,8 @@ public actor WatchAgent {
         case overflow
         case tick
         case handled(SeriesKey, SeriesHandler.Result?, files: [TrackedFile])
+        /// Files whose action failed (a full or read-only output), due for another try.
+        case retry([String], rule: String)
         /// SIGHUP: read the configuration again.
         case reload
         /// SIGTERM/SIGINT: finish the series in hand, then return from `run()`.
@@ -37,6 +39,8 @@ public actor WatchAgent {
     private let decisionLog: JSONLinesLog<SeriesDecision>
     private let triggerLog: JSONLinesLog<TriggerRecord>
     private let correctionLog: JSONLinesLog<RelabelRequest>
+    /// Failed tries in a row per series, for the retry back-off.
+    private var failedAttempts: [String: Int] = [:]
     private let notifier: ServiceNotifier
     private let logger: Logger
 
@@ -167,6 +171,7 @@ public actor WatchAgent {
                 counters.overflows += 1
                 logger.warning("inotify queue overflowed; rescanning every watched folder")
                 rescan()
+            case .retry(let paths, let rule): for path in paths { observe(path, rule: rule) }
             case .tick: tick(now: Date())
             case .handled(let key, let result, let files): finish(key, result, files: files)
             case .reload: reloadConfiguration()
@@ -393,7 +398,35 @@ public actor WatchAgent {
         if let reason = result.firstError {
             logger.error("files of the series left in place", metadata: ["series": "\(key.series)", "errors": "\(result.errors)", "first": "\(reason)"])
         }
+        scheduleRetry(key, files: files, result: result)
     }
+
+    /// Files whose action failed are tried again after 10 s, then twice as long each time, at most
+    /// `rescan_seconds` (the periodic rescan would find them then anyway): a freed disk or a
+    /// remounted output is used within seconds, a lasting fault is not hammered.
+    private func scheduleRetry(_ key: SeriesKey, files: [TrackedFile], result: SeriesHandler.Result) {
+        let rule = result.decision.rule
+        let drops = configuration.rules.first { $0.name == rule }?.watch ?? []
+        // Only files still in a drop folder: a relabel's files in the output are not arrivals.
+        let left = files.map(\.path).filter { path in
+            result.handled[path] == nil && drops.contains { path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
+        }
+        guard result.errors > 0, !left.isEmpty else {
+            failedAttempts[key.series] = nil
+            return
+        }
+        let attempt = failedAttempts[key.series, default: 0]
+        failedAttempts[key.series] = attempt + 1
+        let delay = min(Self.firstRetrySeconds * pow(2, Double(min(attempt, 20))), max(configuration.rescanSeconds, Self.firstRetrySeconds))
+        logger.notice("retrying the files left in place", metadata: ["series": "\(key.series)", "files": "\(left.count)", "in seconds": "\(Int(delay))"])
+        let continuation = continuation
+        Task {
+            try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            continuation.yield(.retry(left, rule: rule))
+        }
+    }
+
+    static let firstRetrySeconds = 10.0
 
     /// A few headers that keep what study context needs: plane, timing, contrast agent.
     private static func representative(_ headers: [ImageHeader]) -> [ImageHeader] {
