@@ -45,6 +45,10 @@ def run_step(ctx: S.Ctx, step: str):
         return S.make_vibe(ctx, False)
     if step == "vibe_post":
         return S.make_vibe(ctx, True)
+    if step == "vibe_vfa":
+        # The T1 map of quantitative DCE: two to four pre-contrast series at different flip angles.
+        flips = sorted(rng.choice([2.0, 5.0, 10.0, 15.0, 20.0], size=int(rng.integers(2, 5)), replace=False))
+        return [s for fa in flips for s in S.make_vibe(ctx, False, flip=float(fa))]
     if step == "t2":
         return S.make_t2(ctx)
     if step == "t2_haste":

@@ -28,7 +28,7 @@ PROTOCOLS = {
                         ("dwi", 0.7), ("t2_3d", 0.4), ("swi", 0.3)]),
     "angio": (1.8, [("scout", 1.0), ("tof", 1.0), ("t1_pre", 0.4), ("t2", 0.3), ("dwi", 0.3), ("vibe_pre", 0.7), ("inject", 0.7),
                     ("vibe_post", 1.0), ("t1_3d_post", 0.5)]),
-    "dce": (1.1, [("scout", 1.0), ("t2", 0.7), ("t1_pre", 0.5), ("vibe_pre", 1.0), ("inject", 1.0), ("vibe_post", 1.0),
+    "dce": (1.1, [("scout", 1.0), ("t2", 0.7), ("t1_pre", 0.5), ("vibe_vfa", 0.5), ("vibe_pre", 1.0), ("inject", 1.0), ("vibe_post", 1.0),
                    ("t1_post", 0.5)]),
     "research": (1.1, [("scout", 1.0), ("t1_3d_pre", 1.0), ("t2_3d", 0.8), ("flair_3d", 0.7), ("other_bold", 0.8),
                        ("other_fieldmap", 0.7), ("other_fieldmap", 0.4), ("other_asl", 0.5), ("dwi", 0.4), ("other_fa", 0.6), ("t2_haste", 0.2)]),

@@ -263,13 +263,14 @@ def make_t1_3d(ctx: Ctx, post: bool, plane=None) -> list:
     return [make_series(seq, kind, st, frames_from(st, imgs), acq, post_contrast=post, acq_matrix=(o.acq_c, o.acq_r))]
 
 
-def make_vibe(ctx: Ctx, post: bool) -> list:
+def make_vibe(ctx: Ctx, post: bool, flip: float | None = None) -> list:
+    """3D spoiled GRE (VIBE/LAVA/THRIVE); ``flip`` makes it one series of a variable-flip-angle set."""
     rng = ctx.rng
     t = ctx.subject.tissue_params(post)
     tr, te, fa = ctx.u(3.5, 6.5), ctx.u(1.2, 2.8), ctx.u(9, 15)
-    vfa = rng.random() < 0.15 and not post
+    vfa = flip is not None or (rng.random() < 0.15 and not post)
     if vfa:
-        fa = float(ctx.choice([2.0, 5.0, 10.0, 15.0]))  # variable-flip T1 mapping series (pre-DCE)
+        fa = flip if flip is not None else float(ctx.choice([2.0, 5.0, 10.0, 15.0]))  # variable-flip T1 mapping (pre-DCE)
     s = physics.spoiled_gre(t, tr, te, fa)
     s[CH["artery"]] *= 1.5
     fs = rng.random() < 0.85
