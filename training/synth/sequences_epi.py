@@ -408,12 +408,25 @@ def make_tensor_b0(ctx: Ctx) -> list:
 
 
 def make_fa(ctx: Ctx) -> list:
+    """The derived maps a DTI reconstruction writes, each its own series: FA (grey), colour FA (RGB)
+    and, mostly on Siemens, the tensor fit's b0 image. Scanners write them together from one
+    acquisition [dev]; sites keep some or all of them."""
+    rng = ctx.rng
+    siemens = ctx.vendor == "Siemens"
+    out = []
+    if rng.random() < 0.85:
+        out += _fa_map(ctx, colour=False)
+    if rng.random() < (0.5 if siemens else 0.35):
+        out += _fa_map(ctx, colour=True)
+    if rng.random() < (0.6 if siemens else 0.1):  # TENSOR_B0 is a Siemens DTI output
+        out += make_tensor_b0(ctx)
+    return out or _fa_map(ctx, colour=False)
+
+
+def _fa_map(ctx: Ctx, colour: bool) -> list:
     """FA map (grey) or colour-FA (RGB) derived from a DTI acquisition."""
     rng = ctx.rng
     sub = ctx.subject
-    if rng.random() < (0.35 if ctx.vendor == "Siemens" else 0.1):  # TENSOR_B0 is a Siemens DTI output
-        return make_tensor_b0(ctx)
-    colour = rng.random() < 0.35
     plane = choose_plane(ctx, {"axial": 0.9, "oblique": 0.05, "coronal": 0.05})
     st = _epi_stack(ctx, plane, thick=(2.0, 3.0), gap=(0.0, 0.0), n_rng=(40, 75), matrix=int(ctx.choice([96, 128, 256])),
                     keep_n=ctx.max_images)

@@ -50,6 +50,18 @@ def test_tensor_b0_keeps_its_diffusion_image_type_and_b0(siemens):
         assert it[0] == "DERIVED" and "DIFFUSION" in it and "TENSOR_B0" in it
 
 
+def test_a_dti_reconstruction_writes_its_maps_together():
+    # Siemens writes FA, colour FA and the tensor b0 from one DTI acquisition: one DTI step yields
+    # several derived series, every one labelled other, and the tensor b0 is not a rarity.
+    subtypes = []
+    for seed in range(24):
+        out = E.make_fa(_ctx("Siemens", seed=seed))
+        assert out and all(ser.sequence == "other" for ser in out)
+        subtypes.append(sorted(ser.subtype for ser in out))
+    assert any(len(s) >= 2 for s in subtypes)
+    assert sum("fa_tensor_b0" in s for s in subtypes) >= 6
+
+
 def test_epi_fieldmap_is_spin_echo_epi_without_diffusion():
     ctx = _ctx("GE", seed=1)
     ser = E.make_fieldmap_epi(ctx)[0]
