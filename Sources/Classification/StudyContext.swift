@@ -8,7 +8,11 @@ import DICOM
 ///    and during the first perfusion (DSC) series, which is the bolus;
 /// 2. without such evidence, of two T1 acquisitions of the same kind and the same parameters
 ///    the later one follows the injection — unless both the forest and the CNN read it as
-///    pre-contrast (then it is a repeated acquisition, as research protocols and motion make).
+///    pre-contrast (then it is a repeated acquisition, as research protocols and motion make);
+/// 3. contrast is given once and stays: every T1 after a post-contrast one is post-contrast too.
+///    Where the models' answers break that order (an earlier series read as post, a later one as
+///    pre), the models' count of post-contrast T1 series is kept and the last ones in acquisition
+///    order are post — within the bounds rule 2 set.
 ///
 /// A T1-family series (2D, IAC, 3D, VIBE) after the injection is post-contrast, one before it
 /// pre-contrast; the rule that decided is recorded in `SeriesClassification.rule`.
@@ -67,6 +71,8 @@ public enum StudyContext {
             guard let pre = family(results[index].sequence) else { continue }
             groups[pre.rawValue + "|" + parameterKey(study[index].headers), default: []].append(position)
         }
+        // The injection lies after `earliest` and no later than `latest` (acquisition positions).
+        var earliest = -1, latest = order.count
         for positions in groups.values where positions.count >= 2 {
             for (rank, position) in positions.enumerated() {
                 let index = order[position]
@@ -76,12 +82,31 @@ public enum StudyContext {
                 if rank > 0, let cnn = results[index].cnn, !cnn.sequence.isPostContrast, !results[index].forest.sequence.isPostContrast {
                     continue
                 }
+                if rank == 0 { earliest = max(earliest, position) } else { latest = min(latest, position) }
                 relabel(&results[index], as: rank == 0 ? pre : twins[pre]!,
                         rule: rank == 0 ? "study context: first of \(positions.count) identical T1 acquisitions"
                                         : "study context: repeat of an earlier identical T1 acquisition")
             }
         }
+        if earliest < latest { keepContrastOrder(&results, order: order, after: earliest, noLaterThan: latest) }
         return results
+    }
+
+    /// Rule 3: the T1 series after the injection are the last ones in acquisition order, as many as
+    /// the models read as post-contrast, the injection kept within (`after`, `noLaterThan`].
+    private static func keepContrastOrder(_ results: inout [SeriesClassification], order: [Int], after: Int, noLaterThan: Int) {
+        let t1 = order.enumerated().filter { family(results[$0.element].sequence) != nil }
+        let post = t1.filter { results[$0.element].sequence.isPostContrast }.count
+        // The first T1 (by its index in `t1`) after the injection, moved into the bounds.
+        var first = max(t1.count - post, t1.firstIndex { $0.offset > after } ?? t1.count)
+        first = min(first, t1.firstIndex { $0.offset >= noLaterThan } ?? t1.count)
+        for (rank, (_, index)) in t1.enumerated() {
+            let pre = family(results[index].sequence)!
+            let isPost = rank >= first
+            guard results[index].sequence.isPostContrast != isPost else { continue }
+            relabel(&results[index], as: isPost ? twins[pre]! : pre,
+                    rule: "study context: post-contrast T1 follow pre-contrast ones (\(post) of \(t1.count) read as post)")
+        }
     }
 
     private static func relabel(_ result: inout SeriesClassification, as sequence: SequenceClass, rule: String) {

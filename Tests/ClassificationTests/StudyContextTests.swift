@@ -62,4 +62,26 @@ struct StudyContextTests {
         #expect(settled.map(\.sequence) == [.t1Pre, .t1Post])
         #expect(settled[1].rule == "study context: repeat of an earlier identical T1 acquisition")
     }
+
+    @Test("Without evidence, post-contrast T1 follow pre-contrast ones: the models' count is kept, their order is not")
+    func contrastOrder() throws {
+        // Different parameters (flip angles), so no two are repeats: the models read the earlier 2D T1
+        // as post and the later one as pre, which no study can hold.
+        let settled = StudyContext.settle([try Self.series(2, .t1Post, flipAngle: 70), try Self.series(4, .flair),
+                                           try Self.series(7, .t1Pre, flipAngle: 80), try Self.series(9, .vibePre, flipAngle: 12)])
+        #expect(settled.map(\.sequence) == [.t1Pre, .flair, .t1Pre, .vibePost])
+        #expect(settled[3].rule == "study context: post-contrast T1 follow pre-contrast ones (1 of 3 read as post)")
+        // Answers already in order are left as they are.
+        let ordered = [try Self.series(2, .t1Pre, flipAngle: 70), try Self.series(7, .t1Post, flipAngle: 80)]
+        #expect(StudyContext.settle(ordered) == ordered.map(\.classification))
+    }
+
+    @Test("The bounds of an identical repeat outweigh the models' count")
+    func contrastOrderWithinRepeatBounds() throws {
+        // 3 and 8 are identical: the injection lies between them, so 8 and everything after it is post
+        // although the models read only one series as post.
+        let settled = StudyContext.settle([try Self.series(3, .t1Pre), try Self.series(8, .t1Pre),
+                                           try Self.series(9, .t13DPre, flipAngle: 9), try Self.series(2, .t1IACPre, flipAngle: 150)])
+        #expect(settled.map(\.sequence) == [.t1Pre, .t1Post, .t13DPost, .t1IACPre])
+    }
 }
