@@ -21,7 +21,7 @@ public actor WatchAgent {
         case tick
         case handled(SeriesKey, SeriesHandler.Result?, files: [TrackedFile])
         /// Files whose action failed (a full or read-only output), due for another try.
-        case retry([String], rule: String)
+        case retry([String], rule: String, series: String)
         /// SIGHUP: read the configuration again.
         case reload
         /// SIGTERM/SIGINT: finish the series in hand, then return from `run()`.
@@ -171,7 +171,7 @@ public actor WatchAgent {
                 counters.overflows += 1
                 logger.warning("inotify queue overflowed; rescanning every watched folder")
                 rescan()
-            case .retry(let paths, let rule): for path in paths { observe(path, rule: rule) }
+            case .retry(let paths, let rule, let series): retry(paths, rule: rule, series: series)
             case .tick: tick(now: Date())
             case .handled(let key, let result, let files): finish(key, result, files: files)
             case .reload: reloadConfiguration()
@@ -422,11 +422,18 @@ public actor WatchAgent {
         let continuation = continuation
         Task {
             try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
-            continuation.yield(.retry(left, rule: rule))
+            continuation.yield(.retry(left, rule: rule, series: key.series))
         }
     }
 
     static let firstRetrySeconds = 10.0
+
+    private func retry(_ paths: [String], rule: String, series: String) {
+        let remaining = paths.filter { FileSystem.stamp($0) != nil }
+        // Someone else took the files away: no later handling of the series would forget its count.
+        if remaining.isEmpty { failedAttempts[series] = nil }
+        for path in remaining { observe(path, rule: rule) }
+    }
 
     /// A few headers that keep what study context needs: plane, timing, contrast agent.
     private static func representative(_ headers: [ImageHeader]) -> [ImageHeader] {
