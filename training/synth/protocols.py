@@ -42,6 +42,7 @@ EXTRAS = [("other_screenshot", 0.1), ("other_nonhead", 0.04), ("t2_haste", 0.1),
 # Steps after which the patient has contrast on board (a DSC perfusion is itself a bolus).
 CONTRAST_GIVEN = ("inject", "perfusion")
 PRE_CONTRAST = ("t1_pre", "vibe_pre")
+POST_CONTRAST = ("t1_post", "t1_iac_post", "t1_3d_post", "vibe_post")
 
 
 def plan_study(rng: np.random.Generator):
@@ -55,6 +56,11 @@ def plan_study(rng: np.random.Generator):
             steps.append(step)
     if "inject" in steps and steps[-1] == "inject":
         steps.pop()
+    # A post-contrast series means the contrast was given: a protocol whose injection step was not
+    # drawn still injects before its first post-contrast series, so what follows sees the contrast.
+    first_post = next((i for i, s in enumerate(steps) if s in POST_CONTRAST), None)
+    if first_post is not None and not any(s in CONTRAST_GIVEN for s in steps[:first_post]):
+        steps.insert(first_post, "inject")
     for step, p in EXTRAS:
         if rng.random() < p:
             contrast = [i for i, s in enumerate(steps) if s in CONTRAST_GIVEN]

@@ -91,13 +91,17 @@ def test_aahead_mpr_children_are_derived_primary(siemens):
 
 
 def test_no_pre_contrast_t1_is_planned_after_the_contrast():
-    """A T1 acquired after the injection (or a DSC bolus) enhances, so it cannot be labelled pre-contrast."""
-    from training.synth.protocols import CONTRAST_GIVEN, plan_study
+    """A T1 acquired after the injection (or a DSC bolus) enhances, so it cannot be labelled pre-contrast;
+    a post-contrast T1 has an injection before it."""
+    from training.synth.protocols import CONTRAST_GIVEN, POST_CONTRAST, plan_study
     pre = {"t1_pre", "t1_iac_pre", "t1_3d_pre", "vibe_pre", "vibe_vfa"}
     extras_seen = 0
     for index in range(2000):
         _, steps = plan_study(np.random.default_rng([0, index]))
         given = [i for i, s in enumerate(steps) if s in CONTRAST_GIVEN]
+        post = [i for i, s in enumerate(steps) if s in POST_CONTRAST]
+        if post:  # post-contrast series follow an injection
+            assert given and given[0] < post[0], steps
         if given:
             assert not pre & set(steps[given[0]:]), steps
             extras_seen += steps.count("t1_pre") + steps.count("vibe_pre")
