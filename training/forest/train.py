@@ -19,7 +19,7 @@ import time
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-from sklearn.model_selection import GroupShuffleSplit
+from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
 from . import dataset as ds
 from . import export
@@ -100,6 +100,7 @@ def main(argv=None):
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--max-features", type=int, nargs="+", default=[2, 4, 8, 14, 20, 28, 40, 60])
     parser.add_argument("--test-size", type=float, default=0.2)
+    parser.add_argument("--folds", type=int, default=0, help="tune by this many-fold cross-validation by study (default: one split)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--corpus-command", help="how the training corpus was made (recorded in the report)")
@@ -111,15 +112,24 @@ def main(argv=None):
     n_classes = len(names)
     train_rows, test_rows = split_by_study(data, args.test_size, args.seed)
     train, test = subset(data, train_rows), subset(data, test_rows)
-    # Tune the features per split on a validation split of the training studies.
-    fit_rows, val_rows = split_by_study(train, 0.25, args.seed + 1)
-    fit_set, val_set = subset(train, fit_rows), subset(train, val_rows)
+    # Tune the features per split on a validation split of the training studies, or with --folds
+    # by cross-validation over them (a single split of a few hundred series ties settings).
+    if args.folds > 1:
+        splits = GroupKFold(n_splits=args.folds).split(train.features, train.sequence, train.series_study[train.series])
+    else:
+        splits = [split_by_study(train, 0.25, args.seed + 1)]
+    splits = list(splits)
     tuning = {}
     for m in args.max_features:
-        forest = fit(fit_set.features, fit_set.sequence, m, args.trees, args.seed, args.jobs)
-        arrays = export.forest_arrays(forest, n_classes, forest.classes_.astype(int))
-        predicted, truth, _ = series_accuracy(val_set, arrays, n_classes)
-        tuning[m] = float((predicted == truth).mean())
+        correct = series = 0
+        for fit_rows, val_rows in splits:
+            fit_set, val_set = subset(train, fit_rows), subset(train, val_rows)
+            forest = fit(fit_set.features, fit_set.sequence, m, args.trees, args.seed, args.jobs)
+            arrays = export.forest_arrays(forest, n_classes, forest.classes_.astype(int))
+            predicted, truth, _ = series_accuracy(val_set, arrays, n_classes)
+            correct += int((predicted == truth).sum())
+            series += len(truth)
+        tuning[m] = correct / series
         print(f"max_features={m}: validation series accuracy {tuning[m]:.4f}", flush=True)
     best = max(tuning, key=lambda m: (tuning[m], -m))
 
@@ -162,7 +172,8 @@ def main(argv=None):
     report += [
               f"- training images: {len(train.sequence)} (series: {len(set(train.series))}); "
               f"held-out studies' series: {len(truth)}",
-              f"- trees: {args.trees}; features per split tuned on a validation split of the training studies: "
+              f"- trees: {args.trees}; features per split tuned on "
+              + (f"{args.folds}-fold cross-validation over" if args.folds > 1 else "a validation split of") + " the training studies: "
               + ", ".join(f"{m}: {a:.4f}" for m, a in tuning.items()) + f" → {best}",
               f"- fit time: {seconds:.1f} s on {args.jobs} jobs",
               f"- **held-out synthetic series accuracy: {held_out:.4f}** (image accuracy {image_accuracy:.4f}); "
