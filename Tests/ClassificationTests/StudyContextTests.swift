@@ -83,5 +83,10 @@ struct StudyContextTests {
         let settled = StudyContext.settle([try Self.series(3, .t1Pre), try Self.series(8, .t1Pre),
                                            try Self.series(9, .t13DPre, flipAngle: 9), try Self.series(2, .t1IACPre, flipAngle: 150)])
         #expect(settled.map(\.sequence) == [.t1Pre, .t1Post, .t13DPost, .t1IACPre])
+        // 5 and 8 are identical, so 5 precedes the injection although the models' count (2 of 3)
+        // would reach back to it.
+        let bounded = StudyContext.settle([try Self.series(2, .t1Post, flipAngle: 70), try Self.series(5, .t1Pre),
+                                           try Self.series(8, .t1Pre)])
+        #expect(bounded.map(\.sequence) == [.t1Pre, .t1Pre, .t1Post])
     }
 }
