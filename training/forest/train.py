@@ -115,10 +115,10 @@ def main(argv=None):
     # Tune the features per split on a validation split of the training studies, or with --folds
     # by cross-validation over them (a single split of a few hundred series ties settings).
     if args.folds > 1:
-        splits = GroupKFold(n_splits=args.folds).split(train.features, train.sequence, train.series_study[train.series])
+        groups = train.series_study[train.series]
+        splits = list(GroupKFold(n_splits=args.folds).split(train.features, train.sequence, groups))
     else:
         splits = [split_by_study(train, 0.25, args.seed + 1)]
-    splits = list(splits)
     tuning = {}
     for m in args.max_features:
         correct = series = 0
