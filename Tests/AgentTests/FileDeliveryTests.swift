@@ -4,7 +4,7 @@ import Testing
 @testable import Agent
 
 @Suite("Journaled delivery and recovery")
-struct FileDeliveryTests {
+final class FileDeliveryTests {
     let root: String
     let journal: Journal
     let delivery: FileDelivery
@@ -14,6 +14,8 @@ struct FileDeliveryTests {
         journal = try Journal(path: root + "/journal.jsonl")
         delivery = FileDelivery(journal: journal)
     }
+
+    deinit { try? FileManager.default.removeItem(atPath: root) }
 
     /// A copy of a real DICOM file at `root/name`.
     func source(_ name: String = "in/a.dcm", from series: String = "dcm_qa_decubitus__S2_t1_fl2d_sag") throws -> String {

@@ -10,7 +10,14 @@ extension Paths {
 }
 
 @Suite("Convolutional network")
-struct ConvolutionalNetworkTests {
+final class ConvolutionalNetworkTests {
+    /// A folder of this test's own, for model files it writes; removed with the suite instance.
+    let scratch: String
+
+    init() throws { scratch = try Paths.temporaryDirectory() }
+
+    deinit { try? FileManager.default.removeItem(atPath: scratch) }
+
     @Test("Swift logits equal PyTorch's on the committed fixture slices (to 1e-3)")
     func parityWithPyTorch() throws {
         let network = try ConvolutionalNetwork(contentsOf: Paths.cnn)
@@ -47,10 +54,10 @@ struct ConvolutionalNetworkTests {
     }
 
     /// The shipped model with one change, written to a temporary file.
-    static func modified(_ change: (inout SafeTensors) throws -> Void) throws -> String {
+    func modified(_ change: (inout SafeTensors) throws -> Void) throws -> String {
         var file = try SafeTensors(contentsOf: Paths.cnn)
         try change(&file)
-        let path = try Paths.temporaryDirectory() + "/cnn.safetensors"
+        let path = scratch + "/cnn.safetensors"
         try file.encoded().write(to: URL(fileURLWithPath: path))
         return path
     }
@@ -63,7 +70,7 @@ struct ConvolutionalNetworkTests {
 
     @Test func truncatedFile() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: Paths.cnn))
-        let path = try Paths.temporaryDirectory() + "/cnn.safetensors"
+        let path = scratch + "/cnn.safetensors"
         try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: path))
         #expect { try ConvolutionalNetwork(contentsOf: path) } throws: { error in
             if case ModelError.unreadable(_, let reason) = error { reason.contains("data range") } else { false }
@@ -71,7 +78,7 @@ struct ConvolutionalNetworkTests {
     }
 
     @Test func wrongVersion() throws {
-        let path = try Self.modified { $0.metadata["version"] = "2" }
+        let path = try modified { $0.metadata["version"] = "2" }
         #expect(throws: ModelError.wrongFormat(path: path, expected: "mrsort-cnn v1", found: "mrsort-cnn v2")) {
             try ConvolutionalNetwork(contentsOf: path)
         }
@@ -86,7 +93,7 @@ struct ConvolutionalNetworkTests {
 
     @Test("A convolution whose input channels do not chain is refused at load")
     func shapeMismatch() throws {
-        let path = try Self.modified { file in
+        let path = try modified { file in
             let weight = try #require(file.tensors["conv3.weight"])
             let (outputs, inputs) = (weight.shape[0], weight.shape[1] + 1)
             file.tensors["conv3.weight"] = .init([Float](repeating: 0, count: outputs * inputs * 9), shape: [outputs, inputs, 3, 3])
@@ -97,14 +104,14 @@ struct ConvolutionalNetworkTests {
     }
 
     @Test func missingHead() throws {
-        let path = try Self.modified { $0.tensors["orientation.bias"] = nil }
+        let path = try modified { $0.tensors["orientation.bias"] = nil }
         #expect(throws: ModelError.inconsistent(path: path, reason: "no tensor \"orientation.bias\"")) {
             try ConvolutionalNetwork(contentsOf: path)
         }
     }
 
     @Test func classesOutOfOrder() throws {
-        let path = try Self.modified { file in
+        let path = try modified { file in
             var names = SequenceClass.allCases.map(\.rawValue)
             names.swapAt(0, 1)
             file.metadata["sequences"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self)
@@ -116,7 +123,7 @@ struct ConvolutionalNetworkTests {
 
     @Test("Weights stored as F64 are refused rather than reinterpreted")
     func wrongDType() throws {
-        let path = try Self.modified { file in
+        let path = try modified { file in
             let bias = try #require(file.tensors["conv0.bias"])
             let doubles = bias.floats().map(Double.init)
             file.tensors["conv0.bias"] = .init(dtype: .float64, shape: bias.shape, data: doubles.withUnsafeBytes { Data($0) })

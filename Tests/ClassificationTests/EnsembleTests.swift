@@ -63,6 +63,7 @@ struct EnsembleTests {
     @Test("A CNN file that is present but broken is an error, not silently skipped")
     func brokenCNNFile() throws {
         let directory = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try FileManager.default.copyItem(atPath: Paths.forest, toPath: directory + "/forest.safetensors")
         try Data("not a model".utf8).write(to: URL(fileURLWithPath: directory + "/cnn.safetensors"))
         #expect { try SeriesClassifier(modelDirectory: directory) } throws: { error in

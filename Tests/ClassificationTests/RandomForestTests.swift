@@ -3,7 +3,14 @@ import Testing
 @testable import Classification
 
 @Suite("Random forest")
-struct RandomForestTests {
+final class RandomForestTests {
+    /// A folder of this test's own, for model files it writes; removed with the suite instance.
+    let scratch: String
+
+    init() throws { scratch = try Paths.temporaryDirectory() }
+
+    deinit { try? FileManager.default.removeItem(atPath: scratch) }
+
     @Test("Swift probabilities equal scikit-learn's on the committed fixture rows (to 1e-6)")
     func parityWithScikitLearn() throws {
         let forest = try RandomForest(contentsOf: Paths.forest)
@@ -29,10 +36,10 @@ struct RandomForestTests {
     }
 
     /// The shipped model with one change, written to a temporary file.
-    static func modified(_ change: (inout SafeTensors) throws -> Void) throws -> String {
+    func modified(_ change: (inout SafeTensors) throws -> Void) throws -> String {
         var file = try SafeTensors(contentsOf: Paths.forest)
         try change(&file)
-        let path = try Paths.temporaryDirectory() + "/forest.safetensors"
+        let path = scratch + "/forest.safetensors"
         try file.encoded().write(to: URL(fileURLWithPath: path))
         return path
     }
@@ -45,7 +52,7 @@ struct RandomForestTests {
 
     @Test func truncatedFile() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: Paths.forest))
-        let path = try Paths.temporaryDirectory() + "/forest.safetensors"
+        let path = scratch + "/forest.safetensors"
         try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: path))
         #expect { try RandomForest(contentsOf: path) } throws: { error in
             if case ModelError.unreadable(_, let reason) = error { reason.contains("data range") } else { false }
@@ -53,14 +60,14 @@ struct RandomForestTests {
     }
 
     @Test func wrongVersion() throws {
-        let path = try Self.modified { $0.metadata["version"] = "99" }
+        let path = try modified { $0.metadata["version"] = "99" }
         #expect(throws: ModelError.wrongFormat(path: path, expected: "mrsort-forest v1", found: "mrsort-forest v99")) {
             try RandomForest(contentsOf: path)
         }
     }
 
     @Test func notAForest() throws {
-        let path = try Self.modified { $0.metadata["format"] = "mrsort-cnn" }
+        let path = try modified { $0.metadata["format"] = "mrsort-cnn" }
         #expect { try RandomForest(contentsOf: path) } throws: { error in
             if case ModelError.wrongFormat = error { true } else { false }
         }
@@ -68,7 +75,7 @@ struct RandomForestTests {
 
     @Test("A vocabulary that does not give the model's columns is refused at load")
     func vocabularyMismatch() throws {
-        let path = try Self.modified { file in
+        let path = try modified { file in
             var vocabulary = try JSONDecoder().decode(FeatureVocabulary.self, from: Data(file.metadata["vocabulary"]!.utf8))
             vocabulary.imageType.append("SOMETHING_NEW")
             file.metadata["vocabulary"] = String(decoding: try JSONEncoder().encode(vocabulary), as: UTF8.self)
@@ -79,7 +86,7 @@ struct RandomForestTests {
     }
 
     @Test func unknownClass() throws {
-        let path = try Self.modified { file in
+        let path = try modified { file in
             var classes = try JSONDecoder().decode([String].self, from: Data(file.metadata["classes"]!.utf8))
             classes[0] = "t1_weird"
             file.metadata["classes"] = String(decoding: try JSONEncoder().encode(classes), as: UTF8.self)
@@ -91,7 +98,7 @@ struct RandomForestTests {
 
     @Test("A child index outside the model is refused at load")
     func childOutOfRange() throws {
-        let path = try Self.modified { file in
+        let path = try modified { file in
             var left = file.tensors["left"]!.integers().map(Int32.init)
             let inner = try #require(left.firstIndex { $0 >= 0 })
             left[inner] = Int32(left.count + 5)
