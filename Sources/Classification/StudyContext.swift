@@ -4,15 +4,16 @@ import DICOM
 /// (t1_post F1 0.83, vibe_post 0.64) and which metadata alone cannot tell when
 /// ContrastBolusAgent is missing. Within one study, in acquisition order:
 ///
-/// 1. the contrast was given no later than the first series that names a ContrastBolusAgent,
-///    and during the first perfusion (DSC) series, which is the bolus;
-/// 2. without such evidence, of two T1 acquisitions of the same kind and the same parameters
-///    the later one follows the injection — unless both the forest and the CNN read it as
-///    pre-contrast (then it is a repeated acquisition, as research protocols and motion make);
+/// 1. the contrast was given during the first perfusion (DSC) series, which is the bolus, and no
+///    later than the first series that names a ContrastBolusAgent — not necessarily just before
+///    it: the agent is often left empty on the first post-contrast series;
+/// 2. before that, of two T1 acquisitions of the same kind and the same parameters the later one
+///    follows the injection — unless both the forest and the CNN read it as pre-contrast (then it
+///    is a repeated acquisition, as research protocols and motion make);
 /// 3. contrast is given once and stays: every T1 after a post-contrast one is post-contrast too.
 ///    Where the models' answers break that order (an earlier series read as post, a later one as
-///    pre), the models' count of post-contrast T1 series is kept and the last ones in acquisition
-///    order are post — within the bounds rule 2 set.
+///    pre), the models' count of post-contrast T1 series among those rules 1 and 2 leave open is
+///    kept and the last ones in acquisition order are post.
 ///
 /// A T1-family series (2D, IAC, 3D, VIBE) after the injection is post-contrast, one before it
 /// pre-contrast; the rule that decided is recorded in `SeriesClassification.rule`.
@@ -43,36 +44,38 @@ public enum StudyContext {
     public static func settle(_ study: [Series]) -> [SeriesClassification] {
         let order = study.indices.sorted { acquisitionKey(study[$0]) < acquisitionKey(study[$1]) }
         var results = study.map(\.classification)
-        // Position in acquisition order of the injection evidence, if any.
-        var injection: (position: Int, includesSeries: Bool, reason: String)?
+        // The injection lies after `earliest` and no later than `latest` (acquisition positions).
+        var earliest = -1, latest = order.count
         for (position, index) in order.enumerated() {
             let series = study[index]
-            if series.headers.contains(where: \.namesContrastAgent) {
-                injection = (position, true, "ContrastBolusAgent set in series \(series.classification.seriesNumber.map(String.init) ?? "?")")
-                break
-            }
+            let number = series.classification.seriesNumber.map(String.init) ?? "?"
             if series.classification.sequence == .perfusion {
-                injection = (position, false, "after perfusion series \(series.classification.seriesNumber.map(String.init) ?? "?")")
+                // The bolus itself: both sides are known.
+                for (position2, index2) in order.enumerated() {
+                    guard let pre = family(results[index2].sequence) else { continue }
+                    let isPost = position2 > position
+                    relabel(&results[index2], as: isPost ? twins[pre]! : pre,
+                            rule: isPost ? "study context: after perfusion series \(number)" : "study context: before the contrast")
+                }
+                return results
+            }
+            if series.headers.contains(where: \.namesContrastAgent) {
+                // A named agent proves this series and the later ones post-contrast; the ones before
+                // it may be post-contrast too (the agent is often left empty), so rules 2 and 3 settle them.
+                latest = position
+                for (position2, index2) in order.enumerated() where position2 >= position {
+                    guard let pre = family(results[index2].sequence) else { continue }
+                    relabel(&results[index2], as: twins[pre]!, rule: "study context: ContrastBolusAgent set in series \(number)")
+                }
                 break
             }
         }
-        if let injection {
-            for (position, index) in order.enumerated() {
-                guard let pre = family(results[index].sequence) else { continue }
-                let isPost = position > injection.position || (position == injection.position && injection.includesSeries)
-                relabel(&results[index], as: isPost ? twins[pre]! : pre,
-                        rule: isPost ? "study context: \(injection.reason)" : "study context: before the contrast")
-            }
-            return results
-        }
-        // No injection evidence: repeated identical T1 acquisitions, the later one post-contrast.
+        // Repeated identical T1 acquisitions before that: the later one post-contrast.
         var groups: [String: [Int]] = [:]
-        for (position, index) in order.enumerated() {
+        for (position, index) in order.enumerated() where position < latest {
             guard let pre = family(results[index].sequence) else { continue }
             groups[pre.rawValue + "|" + parameterKey(study[index].headers), default: []].append(position)
         }
-        // The injection lies after `earliest` and no later than `latest` (acquisition positions).
-        var earliest = -1, latest = order.count
         for positions in groups.values where positions.count >= 2 {
             for (rank, position) in positions.enumerated() {
                 let index = order[position]
@@ -96,16 +99,19 @@ public enum StudyContext {
     /// the models read as post-contrast, the injection kept within (`after`, `noLaterThan`].
     private static func keepContrastOrder(_ results: inout [SeriesClassification], order: [Int], after: Int, noLaterThan: Int) {
         let t1 = order.enumerated().filter { family(results[$0.element].sequence) != nil }
-        let post = t1.filter { results[$0.element].sequence.isPostContrast }.count
+        // The T1 series from `noLaterThan` on are post-contrast whatever the models read; the models'
+        // count decides among the ones before.
+        let open = t1.filter { $0.offset < noLaterThan }
+        let post = open.filter { results[$0.element].sequence.isPostContrast }.count
         // The first T1 (by its index in `t1`) after the injection, moved into the bounds.
-        var first = max(t1.count - post, t1.firstIndex { $0.offset > after } ?? t1.count)
+        var first = max(open.count - post, t1.firstIndex { $0.offset > after } ?? t1.count)
         first = min(first, t1.firstIndex { $0.offset >= noLaterThan } ?? t1.count)
         for (rank, (_, index)) in t1.enumerated() {
             let pre = family(results[index].sequence)!
             let isPost = rank >= first
             guard results[index].sequence.isPostContrast != isPost else { continue }
             relabel(&results[index], as: isPost ? twins[pre]! : pre,
-                    rule: "study context: post-contrast T1 follow pre-contrast ones (\(post) of \(t1.count) read as post)")
+                    rule: "study context: post-contrast T1 follow pre-contrast ones (\(post) of \(open.count) read as post)")
         }
     }
 

@@ -13,9 +13,11 @@ struct Classify: ParsableCommand {
         --cnn-images evenly spaced images; the sequence is the majority of both models' votes over \
         the images both saw (confidence: the winner's share), and each model's own vote is shown. \
         The orientation comes from ImageOrientationPatient, else from the CNN (scouts excepted). \
-        A series whose BodyPartExamined names another body part (knee, spine, abdomen …) is `other`. Within a study, T1 series acquired after the \
-        contrast (after a series naming a ContrastBolusAgent or a perfusion series; else the repeat of \
-        an identical T1) are post-contrast. Files that are not DICOM are listed as skipped.
+        A series whose BodyPartExamined names another body part (knee, spine, abdomen …) is `other`. \
+        Within a study, T1 series acquired after the contrast are post-contrast: after a perfusion \
+        series, from the first series naming a ContrastBolusAgent on, the repeat of an identical T1, \
+        and, where the models' answers break the order, the last ones in acquisition order, as many \
+        as the models read as post. Files that are not DICOM are listed as skipped.
         """
     )
 

@@ -30,11 +30,18 @@ struct StudyContextTests {
         #expect(settled[3].rule == nil)
     }
 
-    @Test("The first series naming a ContrastBolusAgent and everything after it is post-contrast")
+    @Test("The first series naming a ContrastBolusAgent and every T1 after it is post-contrast; the earlier ones keep the models' count, in order")
     func contrastAgent() throws {
-        let settled = StudyContext.settle([try Self.series(2, .vibePost), try Self.series(4, .vibePre, agent: "Gadovist"),
-                                           try Self.series(6, .t1Pre)])
-        #expect(settled.map(\.sequence) == [.vibePre, .vibePost, .t1Post])
+        let settled = StudyContext.settle([try Self.series(4, .vibePre, agent: "Gadovist"), try Self.series(6, .t1Pre),
+                                           try Self.series(2, .t1Pre, flipAngle: 70)])
+        #expect(settled.map(\.sequence) == [.vibePost, .t1Post, .t1Pre])
+        #expect(settled[1].rule == "study context: ContrastBolusAgent set in series 4")
+        // The agent is often empty on the first post-contrast series: one the models read as post
+        // before the named one stays post, the latest such in acquisition order.
+        let unnamedFirst = StudyContext.settle([try Self.series(2, .t1Post, flipAngle: 70), try Self.series(3, .t1Pre, flipAngle: 80),
+                                                try Self.series(5, .vibePre, agent: "Dotarem")])
+        #expect(unnamedFirst.map(\.sequence) == [.t1Pre, .t1Post, .vibePost])
+        #expect(unnamedFirst[1].rule == "study context: post-contrast T1 follow pre-contrast ones (1 of 2 read as post)")
     }
 
     @Test("Without evidence, the repeat of an identical T1 is post-contrast; different parameters are left alone")
