@@ -71,6 +71,17 @@ public struct SeriesLabels: Sendable {
     }
 }
 
+extension SeriesLabels.Row {
+    /// A QA phantom or test object (`subject` column `phantom`). `../shared/realdata` labels these
+    /// `other` but reports them apart from its accuracy figures: a phantom scanned with a DWI
+    /// protocol carries DWI metadata, and which answer is right depends on the site.
+    public var isPhantom: Bool { columns["subject"] == "phantom" }
+
+    /// False where the source replaced the pixel data by noise or zeros (`pixels` column
+    /// `synthetic…`): such series are left out of pixel-based (CNN) figures.
+    public var hasRealPixels: Bool { !(columns["pixels"] ?? "").hasPrefix("synthetic") }
+}
+
 /// RFC 4180 fields of one CSV line (double quotes, doubled quotes inside them).
 enum CSVLine {
     static func fields(_ line: String) -> [String] {

@@ -8,7 +8,10 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score the forest, the CNN and the ensemble against a labels.csv (per class N, precision, recall, F1).",
         discussion: """
-        Series are matched to labels by SeriesInstanceUID. With --out, confusion matrices are written \
+        Series are matched to labels by SeriesInstanceUID. Where labels.csv has the columns of \
+        ../shared/realdata, its conventions hold: series whose `subject` is `phantom` are reported \
+        apart (--include-phantoms scores them with the rest), and series whose `pixels` are \
+        `synthetic` are left out of the CNN's figures. With --out, confusion matrices are written \
         as SVG (confusion-forest.svg, confusion-cnn.svg, confusion-ensemble.svg) with \
         misclassified.csv (every series any model got wrong, with both models' answers).
         """
@@ -32,6 +35,9 @@ struct Eval: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Settle pre/post-contrast T1 from the order of the study's series.")
     var studyContext = true
 
+    @Flag(help: "Score phantom series (labels' `subject` column) with the rest instead of apart.")
+    var includePhantoms = false
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -47,21 +53,29 @@ struct Eval: ParsableCommand {
         }
         let all = classifier.classify(images: headers, studyContext: studyContext)
         let results = all.filter { truth[$0.seriesInstanceUID] != nil }
-        let pairs = results.compactMap { r in truth[r.seriesInstanceUID].map { (row: $0, result: r) } }
+        let labelledPairs = results.compactMap { r in truth[r.seriesInstanceUID].map { (row: $0, result: r) } }
+        let pairs = includePhantoms ? labelledPairs : labelledPairs.filter { !$0.row.isPhantom }
+        let phantoms = includePhantoms ? [] : labelledPairs.filter(\.row.isPhantom)
         let report = Report(
             series: pairs.count, unlabelled: all.count - results.count, skippedFiles: skipped,
             forest: ModelScores(model: "forest", pairs: pairs.map { ($0.row.sequence, $0.result.forest.sequence) }),
-            cnn: classifier.cnn == nil ? nil : ModelScores(model: "cnn", pairs: pairs.map { ($0.row.sequence, $0.result.cnn?.sequence) }),
+            cnn: classifier.cnn == nil ? nil : ModelScores(model: "cnn", pairs: pairs.filter(\.row.hasRealPixels).map { ($0.row.sequence, $0.result.cnn?.sequence) }),
             ensemble: ModelScores(model: "ensemble", pairs: pairs.map { ($0.row.sequence, $0.result.sequence) }),
             orientationSeries: pairs.filter { $0.row.orientation != nil }.count,
             orientationAccuracy: Self.share(pairs.filter { $0.row.orientation != nil }) { $0.row.orientation == $0.result.orientation },
-            misclassified: pairs.filter { p in
+            phantoms: phantoms.isEmpty ? nil : PhantomScores(
+                series: phantoms.count,
+                forest: phantoms.filter { $0.result.forest.sequence == $0.row.sequence }.count,
+                cnn: classifier.cnn == nil ? nil : phantoms.filter { $0.result.cnn?.sequence == $0.row.sequence }.count,
+                ensemble: phantoms.filter { $0.result.sequence == $0.row.sequence }.count),
+            misclassified: labelledPairs.filter { p in
                 p.result.sequence != p.row.sequence || p.result.forest.sequence != p.row.sequence
                     || (p.result.cnn.map { $0.sequence != p.row.sequence } ?? false)
                     || (p.row.orientation.map { $0 != p.result.orientation } ?? false)
             }.map { Miss(dir: $0.row.dir, seriesUID: $0.row.seriesUID, label: $0.row.sequence, labelOrientation: $0.row.orientation,
                          ensemble: $0.result.sequence, orientation: $0.result.orientation, forest: $0.result.forest.sequence,
-                         cnn: $0.result.cnn?.sequence, confidence: $0.result.confidence, rule: $0.result.rule) }
+                         cnn: $0.result.cnn?.sequence, confidence: $0.result.confidence, rule: $0.result.rule,
+                         phantom: $0.row.isPhantom) }
         )
         if let out { try write(report, to: out) }
         if json {
@@ -83,11 +97,11 @@ struct Eval: ParsableCommand {
             try scores.confusionSVG(title: "mrsort eval: \(scores.model)")
                 .write(toFile: folder + "/confusion-\(scores.model).svg", atomically: true, encoding: .utf8)
         }
-        var csv = "dir,series_uid,label,label_orientation,ensemble,orientation,forest,cnn,confidence,rule\n"
+        var csv = "dir,series_uid,label,label_orientation,ensemble,orientation,forest,cnn,confidence,rule,phantom\n"
         for miss in report.misclassified {
             csv += [miss.dir, miss.seriesUID, miss.label.rawValue, miss.labelOrientation?.rawValue ?? "", miss.ensemble.rawValue,
                     miss.orientation.rawValue, miss.forest.rawValue, miss.cnn?.rawValue ?? "", String(format: "%.3f", miss.confidence),
-                    miss.rule ?? ""].map(Classify.csvField).joined(separator: ",") + "\n"
+                    miss.rule ?? "", miss.phantom ? "1" : "0"].map(Classify.csvField).joined(separator: ",") + "\n"
         }
         try csv.write(toFile: folder + "/misclassified.csv", atomically: true, encoding: .utf8)
     }
@@ -103,6 +117,16 @@ struct Eval: ParsableCommand {
         let cnn: SequenceClass?
         let confidence: Double
         let rule: String?
+        /// Reported apart from the figures (labels' `subject` column).
+        let phantom: Bool
+    }
+
+    /// Phantom series, reported apart: how many each model labels as the labels do.
+    struct PhantomScores: Encodable {
+        let series: Int
+        let forest: Int
+        let cnn: Int?
+        let ensemble: Int
     }
 
     struct Report: Encodable {
@@ -114,6 +138,7 @@ struct Eval: ParsableCommand {
         let ensemble: ModelScores
         let orientationSeries: Int
         let orientationAccuracy: Double
+        let phantoms: PhantomScores?
         let misclassified: [Miss]
 
         /// Table 2 of the paper, one column group per model.
@@ -133,7 +158,11 @@ struct Eval: ParsableCommand {
             var text = TextTable(header: header, rows: rows).render()
             text += "\n\nsequence accuracy: " + models.map { "\($0.model) \(String(format: "%.3f", $0.accuracy)) (\($0.series) series)" }.joined(separator: ", ")
             text += "\norientation accuracy: \(String(format: "%.3f", orientationAccuracy)) (\(orientationSeries) series)"
-            text += "\nmisclassified by at least one model: \(misclassified.count)"
+            if let phantoms {
+                text += "\nphantoms (reported apart, labelled other): " + [("forest", phantoms.forest), ("cnn", phantoms.cnn), ("ensemble", phantoms.ensemble)]
+                    .compactMap { name, correct in correct.map { "\(name) \($0) of \(phantoms.series)" } }.joined(separator: ", ")
+            }
+            text += "\nmisclassified by at least one model (phantoms included): \(misclassified.count)"
             if unlabelled > 0 { text += "\nseries without a label (not scored): \(unlabelled)" }
             if skippedFiles > 0 { text += "\nfiles skipped (not DICOM or unreadable): \(skippedFiles)" }
             return text

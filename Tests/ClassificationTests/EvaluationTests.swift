@@ -36,4 +36,26 @@ struct EvaluationTests {
         #expect(svg.contains(">3</text>"))
         #expect(svg.contains("accuracy 0.714 over 7 series"))
     }
+
+    @Test("Phantoms and series with replaced pixels are told apart by the labels' subject and pixels columns")
+    func reportedApart() throws {
+        let text = """
+        dir,series_uid,sequence,orientation,vendor,subject,pixels
+        a,1.1,dwi,axial,Siemens,head,real
+        b,1.2,other,axial,GE,phantom,real
+        c,1.3,t2,axial,Philips,non-brain,synthetic (noise)
+        """
+        let directory = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try text.write(toFile: directory + "/labels.csv", atomically: true, encoding: .utf8)
+        let rows = try SeriesLabels(contentsOf: directory + "/labels.csv").rows
+        #expect(rows.map(\.isPhantom) == [false, true, false])
+        #expect(rows.map(\.hasRealPixels) == [true, true, false])
+        // Labels without those columns (the synthetic corpus's) count every series.
+        let plain = SeriesLabels.Row(dir: "d", seriesUID: "1.4", sequence: .t1Pre, orientation: .axial, vendor: "GE", columns: [:])
+        #expect(!plain.isPhantom && plain.hasRealPixels)
+        // ../shared/realdata: the QA phantoms its README reports apart, all labelled other.
+        let real = try SeriesLabels(contentsOf: Paths.realData + "/labels.csv").rows.filter(\.isPhantom)
+        #expect(!real.isEmpty && real.allSatisfy { $0.sequence == .other })
+    }
 }
