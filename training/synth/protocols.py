@@ -16,10 +16,10 @@ PROTOCOLS = {
     "routine": (0.8, [("scout", 1.0), ("t1_pre", 0.8), ("t2", 0.95), ("flair", 0.9), ("dwi", 0.95), ("swi", 0.5),
                       ("t2_haste", 0.15), ("inject", 0.5), ("t1_post", 1.0), ("t1_3d_post", 0.5)]),
     "ms": (0.8, [("scout", 1.0), ("t1_3d_pre", 0.9), ("flair_3d", 0.95), ("t2_3d", 0.3), ("t2", 0.7), ("flair", 0.4), ("dwi", 0.6),
-                 ("inject", 0.8), ("t1_3d_post", 0.9), ("t1_post", 0.6), ("other_fa", 0.25)]),  # DTI in MS work-ups
+                 ("inject", 0.8), ("t1_3d_post", 0.9), ("t1_post", 0.6), ("other_fa", 0.4)]),  # DTI in MS work-ups
     "tumour": (1.1, [("scout", 1.0), ("t1_pre", 0.7), ("t1_3d_pre", 0.7), ("t2", 0.9), ("flair", 0.8), ("dwi", 0.9),
                      ("swi", 0.7), ("inject", 1.0), ("perfusion", 0.85), ("t1_post", 0.8), ("t1_3d_post", 0.8),
-                     ("vibe_post", 0.35), ("other_asl", 0.3), ("other_fa", 0.3)]),  # ASL; DTI for surgical planning
+                     ("vibe_post", 0.35), ("other_asl", 0.3), ("other_fa", 0.45)]),  # ASL; DTI for surgical planning
     "stroke": (1.2, [("scout", 1.0), ("dwi", 1.0), ("flair", 0.8), ("swi", 0.8), ("tof", 0.9), ("t2", 0.4),
                      ("other_asl", 0.25), ("inject", 0.35), ("perfusion", 1.0)]),  # ASL before any contrast
     "iac": (3.0, [("scout", 1.0), ("t2", 0.5), ("flair", 0.3), ("dwi", 0.4), ("t2_haste", 0.15), ("ciss", 0.9), ("t1_iac_pre", 1.0),
@@ -33,7 +33,7 @@ PROTOCOLS = {
     "research": (1.1, [("scout", 1.0), ("t1_3d_pre", 1.0), ("t2_3d", 0.8), ("flair_3d", 0.7), ("other_bold", 0.8),
                        ("other_fieldmap", 0.7), ("other_fieldmap", 0.4), ("other_asl", 0.5), ("dwi", 0.4), ("other_fa", 0.6), ("t2_haste", 0.2)]),
     "epilepsy": (0.6, [("scout", 1.0), ("t1_3d_pre", 1.0), ("t2_3d", 0.7), ("flair_3d", 0.7), ("t2", 0.8), ("flair", 0.7),
-                        ("swi", 0.5), ("dwi", 0.5), ("other_fieldmap", 0.2), ("other_fa", 0.35)]),  # DTI for tractography
+                        ("swi", 0.5), ("dwi", 0.5), ("other_fieldmap", 0.2), ("other_fa", 0.5)]),  # DTI for tractography
     "nonbrain": (0.25, [("scout", 0.5), ("other_nonhead", 1.0), ("other_nonhead", 0.7), ("other_nonhead", 0.4)]),
 }
 # extras that may be appended to any study

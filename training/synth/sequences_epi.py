@@ -418,7 +418,7 @@ def make_fa(ctx: Ctx) -> list:
         out += _fa_map(ctx, colour=False)
     if rng.random() < (0.5 if siemens else 0.35):
         out += _fa_map(ctx, colour=True)
-    if rng.random() < (0.6 if siemens else 0.1):  # TENSOR_B0 is a Siemens DTI output
+    if rng.random() < (0.8 if siemens else 0.1):  # TENSOR_B0 is a Siemens DTI output
         out += make_tensor_b0(ctx)
     return out or _fa_map(ctx, colour=False)
 

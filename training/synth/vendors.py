@@ -19,6 +19,7 @@ SCANNERS = {
         ("Avanto", 1.5, "syngo MR B17", False), ("Aera", 1.5, "syngo MR E11", False), ("MAGNETOM Sola", 1.5, "syngo MR XA31", True),
         ("TrioTim", 3.0, "syngo MR B17", False), ("Skyra", 3.0, "syngo MR E11", False), ("Prisma", 3.0, "syngo MR E11", False),
         ("Verio", 3.0, "syngo MR B19", False), ("MAGNETOM Vida", 3.0, "syngo MR XA30", True),
+        ("MAGNETOM Prisma Fit", 3.0, "syngo MR XA30", True),  # Prismas upgraded to XA write enhanced files [dev]
     ],
     "GE": [
         ("Signa HDxt", 1.5, "15\\LX\\MR Software release:15.0_M4A_0947.a", False),
