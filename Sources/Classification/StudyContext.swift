@@ -51,22 +51,14 @@ public enum StudyContext {
             let number = series.classification.seriesNumber.map(String.init) ?? "?"
             if series.classification.sequence == .perfusion {
                 // The bolus itself: both sides are known.
-                for (position2, index2) in order.enumerated() {
-                    guard let pre = family(results[index2].sequence) else { continue }
-                    let isPost = position2 > position
-                    relabel(&results[index2], as: isPost ? twins[pre]! : pre,
-                            rule: isPost ? "study context: after perfusion series \(number)" : "study context: before the contrast")
-                }
+                setContrast(&results, order: order, from: 0, rule: { $0 > position ? "study context: after perfusion series \(number)" : nil })
                 return results
             }
             if series.headers.contains(where: \.namesContrastAgent) {
                 // A named agent proves this series and the later ones post-contrast; the ones before
                 // it may be post-contrast too (the agent is often left empty), so rules 2 and 3 settle them.
                 latest = position
-                for (position2, index2) in order.enumerated() where position2 >= position {
-                    guard let pre = family(results[index2].sequence) else { continue }
-                    relabel(&results[index2], as: twins[pre]!, rule: "study context: ContrastBolusAgent set in series \(number)")
-                }
+                setContrast(&results, order: order, from: position, rule: { _ in "study context: ContrastBolusAgent set in series \(number)" })
                 break
             }
         }
@@ -112,6 +104,19 @@ public enum StudyContext {
             guard results[index].sequence.isPostContrast != isPost else { continue }
             relabel(&results[index], as: isPost ? twins[pre]! : pre,
                     rule: "study context: post-contrast T1 follow pre-contrast ones (\(post) of \(open.count) read as post)")
+        }
+    }
+
+    /// Sets the T1-family series from acquisition position `from` on: post-contrast where `rule`
+    /// gives a reason for their position, pre-contrast where it gives none.
+    private static func setContrast(_ results: inout [SeriesClassification], order: [Int], from: Int, rule: (Int) -> String?) {
+        for (position, index) in order.enumerated() where position >= from {
+            guard let pre = family(results[index].sequence) else { continue }
+            if let reason = rule(position) {
+                relabel(&results[index], as: twins[pre]!, rule: reason)
+            } else {
+                relabel(&results[index], as: pre, rule: "study context: before the contrast")
+            }
         }
     }
 
