@@ -41,7 +41,8 @@ public struct SeriesClassification: Sendable, Codable, Equatable {
 
 /// Classifies series from their image headers with the models mrsort ships: the metadata forest
 /// votes once per image, the pixel CNN once per decoded image, and the series takes the majority
-/// of both models' votes over the images both saw (two per image, as Kasmanoff et al. 2022).
+/// of both models' votes over the images given to the CNN (two per image, as Kasmanoff et al.
+/// 2022; one, the forest's, where the pixels cannot be decoded).
 public struct SeriesClassifier: Sendable {
     public let forest: RandomForest
     /// The pixel CNN; nil: the forest alone decides.
@@ -102,10 +103,11 @@ public struct SeriesClassifier: Sendable {
         var cnnOrientation: Vote<Orientation>?
         if let cnn {
             let chosen = Self.evenlySpaced(headers, count: cnnImagesPerSeries)
-            var decoded: [Int] = [], slices: [[Float]] = []
+            var decoded: [Int] = [], undecoded: [Int] = [], slices: [[Float]] = []
             for (index, result) in zip(chosen, cnn.preprocessing.slices(of: chosen.map { headers[$0] })) {
-                // An image whose pixels cannot be decoded (e.g. JPEG 2000) gets no CNN vote.
-                if case .success(let slice) = result { decoded.append(index); slices.append(slice) }
+                // An image whose pixels cannot be decoded (e.g. JPEG 2000) gets no CNN vote; its
+                // metadata still gets the forest's.
+                if case .success(let slice) = result { decoded.append(index); slices.append(slice) } else { undecoded.append(index) }
             }
             let predictions = cnn.predict(slices)
             // Ties between the two models go to the forest's probabilities: its tree averages are
@@ -118,6 +120,12 @@ public struct SeriesClassifier: Sendable {
                 }
                 for (k, value) in forestByImage[index].enumerated() { tieSupport[forest.classes[k], default: 0] += value }
                 both += [forestVotes[index], prediction.sequence]
+            }
+            if !decoded.isEmpty {
+                for index in undecoded {
+                    for (k, value) in forestByImage[index].enumerated() { tieSupport[forest.classes[k], default: 0] += value }
+                    both.append(forestVotes[index])
+                }
             }
             cnnVote = Vote(predictions.map(\.sequence), order: order, support: cnnSupport)
             if let combined = Vote(both, order: order, support: tieSupport) { ensembleVote = combined }

@@ -11,7 +11,8 @@ struct Classify: ParsableCommand {
         Files are grouped by StudyInstanceUID and SeriesInstanceUID. Per image the metadata random \
         forest votes, and, when models/cnn.safetensors is there, the pixel CNN votes on up to \
         --cnn-images evenly spaced images; the sequence is the majority of both models' votes over \
-        the images both saw (confidence: the winner's share), and each model's own vote is shown. \
+        those images (an image it cannot decode keeps the forest's vote; confidence: the winner's \
+        share), and each model's own vote is shown. \
         The orientation comes from ImageOrientationPatient, else from the CNN (scouts excepted). \
         A series whose BodyPartExamined names another body part (knee, spine, abdomen …) is `other`. \
         Within a study, T1 series acquired after the contrast are post-contrast: after a perfusion \

@@ -25,6 +25,24 @@ struct EnsembleTests {
         #expect(result.sequence == cnn.sequence || result.sequence == result.forest.sequence)
     }
 
+    @Test("An image the CNN cannot decode keeps the forest's vote in the ensemble")
+    func undecodableImagesKeepForestVote() throws {
+        var classifier = try SeriesClassifier(modelDirectory: Paths.repositoryRoot + "/models")
+        var headers = try Self.headers("dcm_qa_decubitus__S2_t1_fl2d_sag")
+        try #require(headers.count == 12)
+        classifier.cnnImagesPerSeries = headers.count
+        // Five images' pixels point at a JPEG 2000 file, which mrsort does not decode; their
+        // metadata are unchanged.
+        let jpeg2000 = Paths.realData + "/pydicom-data__S1_MR2_UNCR/MR2_J2KR.dcm"
+        for index in [1, 3, 5, 7, 9] { headers[index].path = jpeg2000 }
+        let result = try #require(classifier.classify(headers))
+        try #require(result.confidence < 1, "a unanimous vote would not show the count")
+        // 7 decoded images with two votes each and 5 with the forest's alone: 19 votes, so the
+        // winner's share is a multiple of 1/19 (it would be of 1/14 without the forest's 5).
+        let votes = result.confidence * 19
+        #expect(abs(votes - votes.rounded()) < 1e-9)
+    }
+
     @Test("Without a CNN the forest decides alone and no CNN vote is reported")
     func forestOnly() throws {
         let withCNN = try SeriesClassifier(modelDirectory: Paths.repositoryRoot + "/models")
