@@ -7,8 +7,8 @@ import DICOM
 /// 1. the contrast was given during the first perfusion (DSC) series, which is the bolus, and no
 ///    later than the first series that names a ContrastBolusAgent — not necessarily just before
 ///    it: the agent is often left empty on the first post-contrast series;
-/// 2. before that, of two T1 acquisitions of the same kind and the same parameters the later one
-///    follows the injection — unless both the forest and the CNN read it as pre-contrast (then it
+/// 2. up to that series, of two T1 acquisitions of the same kind and the same parameters the later
+///    one follows the injection — unless both the forest and the CNN read it as pre-contrast (then it
 ///    is a repeated acquisition, as research protocols and motion make);
 /// 3. contrast is given once and stays: every T1 after a post-contrast one is post-contrast too.
 ///    Where the models' answers break that order (an earlier series read as post, a later one as
@@ -62,9 +62,9 @@ public enum StudyContext {
                 break
             }
         }
-        // Repeated identical T1 acquisitions before that: the later one post-contrast.
+        // Repeated identical T1 acquisitions up to the first named agent: the later one post-contrast.
         var groups: [String: [Int]] = [:]
-        for (position, index) in order.enumerated() where position < latest {
+        for (position, index) in order.enumerated() where position <= latest {
             guard let pre = family(results[index].sequence) else { continue }
             groups[pre.rawValue + "|" + parameterKey(study[index].headers), default: []].append(position)
         }

@@ -42,6 +42,10 @@ struct StudyContextTests {
                                                 try Self.series(5, .vibePre, agent: "Dotarem")])
         #expect(unnamedFirst.map(\.sequence) == [.t1Pre, .t1Post, .vibePost])
         #expect(unnamedFirst[1].rule == "study context: post-contrast T1 follow pre-contrast ones (1 of 2 read as post)")
+        // An acquisition identical to the named one precedes the injection, whatever the models read.
+        let repeated = StudyContext.settle([try Self.series(3, .t1Post), try Self.series(8, .t1Pre, agent: "Gadovist")])
+        #expect(repeated.map(\.sequence) == [.t1Pre, .t1Post])
+        #expect(repeated[0].rule == "study context: first of 2 identical T1 acquisitions")
     }
 
     @Test("Without evidence, the repeat of an identical T1 is post-contrast; different parameters are left alone")
