@@ -9,7 +9,7 @@ TOF + MIPs, 3D scout + MPRs).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -36,6 +36,10 @@ class Ctx:
     post: bool = False          # contrast has been injected earlier in the study
     max_images: int = 20        # cap on images written per series (subsampling)
     mosaic_ok: bool = True      # Siemens classic exports may tile EPI slices into mosaics (not XA)
+    # The settings of this study's pre-contrast T1 acquisitions by kind (2D, IAC, 3D, VIBE): a
+    # post-contrast series often runs the same protocol again, so that the two can be compared
+    # slice by slice ("_post = _pre headers + contrast evidence", vendor-metadata.md).
+    pre_contrast: dict = field(default_factory=dict)
 
     def u(self, a, b):
         return float(self.rng.uniform(a, b))
@@ -47,6 +51,13 @@ class Ctx:
     @property
     def hi(self):
         return self.field > 2.0
+
+    def same_as_pre(self, kind: str, post: bool, p: float):
+        """The settings of the pre-contrast ``kind`` acquisition when a post-contrast series runs it
+        again (probability ``p``), else None."""
+        if not post or kind not in self.pre_contrast:
+            return None
+        return self.pre_contrast[kind] if self.rng.random() < p else None
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -153,49 +164,63 @@ def wm_ref(s):
 def make_t1(ctx: Ctx, post: bool, plane=None, iac=False) -> list:
     rng = ctx.rng
     t = ctx.subject.tissue_params(post)
-    fs = post and rng.random() < (0.6 if iac else 0.25)
-    p_gre = 0.3 if ctx.vendor == "Siemens" else 0.12  # t1_fl2d is a common Siemens 2D T1
-    variant = ctx.choice(["se", "tse", "gre", "t1flair"], [0.35, 0.3, p_gre, 0.35 - p_gre] if not iac else [0.5, 0.45, 0.05, 0.0])
-    etl = 1
-    ti = None
+    kind = "t1_iac" if iac else "t1"
+    # IAC post-contrast T1 are often fat-saturated where the pre is not, so less often a rerun [guess]
+    same = ctx.same_as_pre(kind, post, 0.3 if iac else 0.5)
+    if same:
+        variant, tr, te, ti, etl, fa, fs, st = (same[k] for k in ("variant", "tr", "te", "ti", "etl", "fa", "fs", "stack"))
+    else:
+        fs = post and rng.random() < (0.6 if iac else 0.25)
+        p_gre = 0.3 if ctx.vendor == "Siemens" else 0.12  # t1_fl2d is a common Siemens 2D T1
+        variant = ctx.choice(["se", "tse", "gre", "t1flair"], [0.35, 0.3, p_gre, 0.35 - p_gre] if not iac else [0.5, 0.45, 0.05, 0.0])
+        etl = 1
+        ti = None
+        st = None
+        if variant in ("se", "tse"):
+            tr = ctx.u(450, 650) if not ctx.hi else ctx.u(500, 800)
+            te = ctx.u(8, 15)
+            etl = 1 if variant == "se" else int(rng.integers(2, 6))
+            fa = 90.0 if ctx.vendor != "GE" else float(ctx.choice([90.0, 70.0, 160.0]))
+        elif variant == "gre":
+            # 2D FLASH/FSPGR T1: TR 150-400, FA 60-90 (Siemens t1_fl2d 250-300/70-80, dev 300/2.46/80 at 3 T).
+            # TE is usually a fat-water in-phase echo (3 T: 2.46/4.92 ms, 1.5 T: 4.76 ms) or the shortest
+            # (opposed-phase 2.38 ms at 1.5 T); sometimes just "minimum".
+            tr, fa = ctx.u(150, 400), ctx.u(60, 90)
+            te_choices = [2.46, 2.46, 4.92] if ctx.hi else [4.76, 4.76, 2.38]
+            te = float(ctx.choice(te_choices)) if rng.random() < 0.7 else ctx.u(2.3, 5.0)
+        else:
+            tr = ctx.u(1800, 2500)
+            ti = ctx.u(700, 860) if not ctx.hi else ctx.u(860, 1000)
+            te, etl, fa = ctx.u(8, 20), int(rng.integers(6, 11)), 90.0
     if variant in ("se", "tse"):
-        tr = ctx.u(450, 650) if not ctx.hi else ctx.u(500, 800)
-        te = ctx.u(8, 15)
-        etl = 1 if variant == "se" else int(rng.integers(2, 6))
-        fa = 90.0 if ctx.vendor != "GE" else float(ctx.choice([90.0, 70.0, 160.0]))
         s = physics.spin_echo(t, tr, te)
         s[CH["wm"]] *= 0.95  # multi-slice MT
     elif variant == "gre":
-        # 2D FLASH/FSPGR T1: TR 150-400, FA 60-90 (Siemens t1_fl2d 250-300/70-80, dev 300/2.46/80 at 3 T).
-        # TE is usually a fat-water in-phase echo (3 T: 2.46/4.92 ms, 1.5 T: 4.76 ms) or the shortest
-        # (opposed-phase 2.38 ms at 1.5 T); sometimes just "minimum".
-        tr, fa = ctx.u(150, 400), ctx.u(60, 90)
-        te_choices = [2.46, 2.46, 4.92] if ctx.hi else [4.76, 4.76, 2.38]
-        te = float(ctx.choice(te_choices)) if rng.random() < 0.7 else ctx.u(2.3, 5.0)
         s = physics.spoiled_gre(t, tr, te, fa)
         # inflow: entry-slice vessels bright
         s[CH["artery"]] *= 2.0
     else:
-        tr = ctx.u(1800, 2500)
-        ti = ctx.u(700, 860) if not ctx.hi else ctx.u(860, 1000)
-        te, etl, fa = ctx.u(8, 20), int(rng.integers(6, 11)), 90.0
         s = physics.inversion_recovery(t, tr, te, ti)
     s[CH["artery"]] *= 0.15 if variant != "gre" else 1.0  # flow void in SE
     if fs:
         s = fat_suppress(ctx, s)
     if iac:
-        plane = plane or choose_plane(ctx, {"axial": 0.6, "coronal": 0.4})
-        th = round(ctx.u(2.0, 3.0), 1)
-        sp = round(th + ctx.u(0, 0.5), 2)
-        n = int(rng.integers(12, 31))
-        st = plan(ctx, plane, fov=round(ctx.u(140, 200)), matrix=ctx.choice([256, 320, 384, 512], [0.3, 0.3, 0.25, 0.15]),
-                  n_slices=n, spacing=sp, thickness=th, keep_n=ctx.max_images, centre=IAC_CENTRE, jitter=3.0,
-                  rect=ctx.choice([1.0, 0.875, 0.75]))
+        if st is None:
+            plane = plane or choose_plane(ctx, {"axial": 0.6, "coronal": 0.4})
+            th = round(ctx.u(2.0, 3.0), 1)
+            sp = round(th + ctx.u(0, 0.5), 2)
+            n = int(rng.integers(12, 31))
+            st = plan(ctx, plane, fov=round(ctx.u(140, 200)), matrix=ctx.choice([256, 320, 384, 512], [0.3, 0.3, 0.25, 0.15]),
+                      n_slices=n, spacing=sp, thickness=th, keep_n=ctx.max_images, centre=IAC_CENTRE, jitter=3.0,
+                      rect=ctx.choice([1.0, 0.875, 0.75]))
         res = 0.9
     else:
-        plane = plane or choose_plane(ctx, {"axial": 0.5, "sagittal": 0.28, "coronal": 0.17, "oblique": 0.05})
-        st = brain_2d(ctx, plane)
+        if st is None:
+            plane = plane or choose_plane(ctx, {"axial": 0.5, "sagittal": 0.28, "coronal": 0.17, "oblique": 0.05})
+            st = brain_2d(ctx, plane)
         res = 1.0
+    if not post:
+        ctx.pre_contrast[kind] = dict(variant=variant, tr=tr, te=te, ti=ti, etl=etl, fa=fa, fs=fs, stack=st)
     o = opts_for(ctx, st, res=res, snr=28 if not iac else 18, ref=wm_ref(s))
     imgs = acquire(ctx.subject, st, [sig(ctx, s)], o, rng)[0]
     seq = ("t1_iac_post" if post else "t1_iac_pre") if iac else ("t1_post" if post else "t1_pre")
@@ -220,41 +245,49 @@ def make_t1_3d(ctx: Ctx, post: bool, plane=None) -> list:
     rng = ctx.rng
     t = ctx.subject.tissue_params(post)
     v = ctx.vendor
-    kind = "mprage"
-    if post and rng.random() < 0.2:
-        kind = "flash3d"
-    ti = None
-    if kind == "flash3d":
-        tr, te, fa = ctx.u(8, 25), ctx.u(2.5, 5), ctx.u(15, 25)
-        s = physics.spoiled_gre(t, tr, te, fa)
-        etl = 1
-    elif v == "GE":
-        tr, te, fa = ctx.u(6, 9), ctx.u(2.5, 3.5), ctx.u(8, 13)
-        ti = ctx.choice([400.0, 450.0, 500.0, 600.0])
-        s = physics.mprage(t, 2 * ti + 900, ti + 120 * tr / 2, fa, tr, 120, te)
-        etl = 1
-        kind = "bravo"
-    elif v == "Philips":
-        tr, te, fa = ctx.u(6.5, 8.3), ctx.u(2.9, 4.6), ctx.u(8, 9)
-        ti = 900.0 if ctx.rng.random() < 0.7 else ctx.u(800, 1100)
-        s = physics.mprage(t, ctx.u(2200, 3000), ti, fa, tr, 180, te)
-        etl = int(ctx.choice([180, 200, 240, 256]))
-        kind = "tfe"
+    same = ctx.same_as_pre("t1_3d", post, 0.5)  # [guess]
+    if same:
+        kind, tr, te, fa, ti, etl, mp, st = (same[k] for k in ("kind", "tr", "te", "fa", "ti", "etl", "mprage", "stack"))
     else:
-        if ctx.hi:
-            tr, ti, te, fa = ctx.u(1800, 2300), ctx.u(850, 1100), ctx.u(2.3, 4.1), ctx.u(8, 9)
+        kind = "mprage"
+        if post and rng.random() < 0.2:
+            kind = "flash3d"
+        ti = None
+        mp = None  # the magnetisation-prepared signal's arguments (physics.mprage)
+        if kind == "flash3d":
+            tr, te, fa = ctx.u(8, 25), ctx.u(2.5, 5), ctx.u(15, 25)
+            etl = 1
+        elif v == "GE":
+            tr, te, fa = ctx.u(6, 9), ctx.u(2.5, 3.5), ctx.u(8, 13)
+            ti = ctx.choice([400.0, 450.0, 500.0, 600.0])
+            mp = (2 * ti + 900, ti + 120 * tr / 2, fa, tr, 120, te)
+            etl = 1
+            kind = "bravo"
+        elif v == "Philips":
+            tr, te, fa = ctx.u(6.5, 8.3), ctx.u(2.9, 4.6), ctx.u(8, 9)
+            ti = 900.0 if ctx.rng.random() < 0.7 else ctx.u(800, 1100)
+            mp = (ctx.u(2200, 3000), ti, fa, tr, 180, te)
+            etl = int(ctx.choice([180, 200, 240, 256]))
+            kind = "tfe"
         else:
-            tr, ti, te, fa = ctx.u(1900, 2400), ctx.u(1000, 1100), ctx.u(3.0, 4.2), ctx.u(8, 15)
-        s = physics.mprage(t, tr, ti, fa, ctx.u(6.5, 8.5), 176, te)
-        etl = 1
-    if post:
-        s[CH["artery"]] *= 1.0
-    plane = plane or (choose_plane(ctx, {"sagittal": 0.7, "axial": 0.2, "coronal": 0.08, "oblique": 0.02}) if not post
-                      else choose_plane(ctx, {"sagittal": 0.4, "axial": 0.4, "coronal": 0.17, "oblique": 0.03}))
-    res = round(ctx.u(0.9, 1.2), 2)
-    n_part = int(ctx.choice([160, 176, 192, 208])) if plane == "sagittal" else int(np.clip(round(ctx.u(150, 200) / res), 128, 208))
-    st = _stack_3d(ctx, plane, res, n_part, fov=round(ctx.u(230, 256)), matrix=ctx.choice([256, 256, 320, 512], [0.5, 0.2, 0.2, 0.1]),
-                   rect=ctx.choice([1.0, 0.9375, 0.875]))
+            if ctx.hi:
+                tr, ti, te, fa = ctx.u(1800, 2300), ctx.u(850, 1100), ctx.u(2.3, 4.1), ctx.u(8, 9)
+            else:
+                tr, ti, te, fa = ctx.u(1900, 2400), ctx.u(1000, 1100), ctx.u(3.0, 4.2), ctx.u(8, 15)
+            mp = (tr, ti, fa, ctx.u(6.5, 8.5), 176, te)
+            etl = 1
+        st = None
+    s = physics.spoiled_gre(t, tr, te, fa) if mp is None else physics.mprage(t, *mp)
+    if st is None:
+        plane = plane or (choose_plane(ctx, {"sagittal": 0.7, "axial": 0.2, "coronal": 0.08, "oblique": 0.02}) if not post
+                          else choose_plane(ctx, {"sagittal": 0.4, "axial": 0.4, "coronal": 0.17, "oblique": 0.03}))
+        res = round(ctx.u(0.9, 1.2), 2)
+        n_part = int(ctx.choice([160, 176, 192, 208])) if plane == "sagittal" else int(np.clip(round(ctx.u(150, 200) / res), 128, 208))
+        st = _stack_3d(ctx, plane, res, n_part, fov=round(ctx.u(230, 256)), matrix=ctx.choice([256, 256, 320, 512], [0.5, 0.2, 0.2, 0.1]),
+                       rect=ctx.choice([1.0, 0.9375, 0.875]))
+    n_part = st.n_slices
+    if not post:
+        ctx.pre_contrast["t1_3d"] = dict(kind=kind, tr=tr, te=te, fa=fa, ti=ti, etl=etl, mprage=mp, stack=st)
     o = opts_for(ctx, st, res=1.0, snr=30, ref=wm_ref(s), pe_axis=int(rng.random() < 0.5))
     imgs = acquire(ctx.subject, st, [sig(ctx, s)], o, rng)[0]
     seq = "t1_3d_post" if post else "t1_3d_pre"
@@ -267,20 +300,30 @@ def make_vibe(ctx: Ctx, post: bool, flip: float | None = None) -> list:
     """3D spoiled GRE (VIBE/LAVA/THRIVE); ``flip`` makes it one series of a variable-flip-angle set."""
     rng = ctx.rng
     t = ctx.subject.tissue_params(post)
-    tr, te, fa = ctx.u(3.5, 6.5), ctx.u(1.2, 2.8), ctx.u(9, 15)
-    vfa = flip is not None or (rng.random() < 0.15 and not post)
-    if vfa:
-        fa = flip if flip is not None else float(ctx.choice([2.0, 5.0, 10.0, 15.0]))  # variable-flip T1 mapping (pre-DCE)
+    same = ctx.same_as_pre("vibe", post, 0.6)  # a DCE run repeats the pre-contrast volume [guess]
+    if same:
+        tr, te, fa, fs, st = (same[k] for k in ("tr", "te", "fa", "fs", "stack"))
+        vfa = False
+    else:
+        tr, te, fa = ctx.u(3.5, 6.5), ctx.u(1.2, 2.8), ctx.u(9, 15)
+        vfa = flip is not None or (rng.random() < 0.15 and not post)
+        if vfa:
+            fa = flip if flip is not None else float(ctx.choice([2.0, 5.0, 10.0, 15.0]))  # variable-flip T1 mapping (pre-DCE)
+        fs = rng.random() < 0.85
+        st = None
     s = physics.spoiled_gre(t, tr, te, fa)
     s[CH["artery"]] *= 1.5
-    fs = rng.random() < 0.85
     if fs:
         s = fat_suppress(ctx, s)
-    plane = choose_plane(ctx, {"axial": 0.8, "coronal": 0.1, "sagittal": 0.07, "oblique": 0.03})
-    th = round(ctx.u(1.0, 3.0), 1) if not vfa else float(ctx.choice([2.0, 3.0, 4.0, 5.0]))
-    n_part = int(np.clip(round(ctx.u(110, 190) / th), 24, 176))
-    st = plan(ctx, plane, fov=round(ctx.u(220, 260)), matrix=ctx.choice([256, 320, 384]), n_slices=n_part,
-              spacing=th, thickness=th, keep_n=ctx.max_images, rect=ctx.choice([1.0, 0.875, 0.75]), jitter=8.0)
+    if st is None:
+        plane = choose_plane(ctx, {"axial": 0.8, "coronal": 0.1, "sagittal": 0.07, "oblique": 0.03})
+        th = round(ctx.u(1.0, 3.0), 1) if not vfa else float(ctx.choice([2.0, 3.0, 4.0, 5.0]))
+        n_part = int(np.clip(round(ctx.u(110, 190) / th), 24, 176))
+        st = plan(ctx, plane, fov=round(ctx.u(220, 260)), matrix=ctx.choice([256, 320, 384]), n_slices=n_part,
+                  spacing=th, thickness=th, keep_n=ctx.max_images, rect=ctx.choice([1.0, 0.875, 0.75]), jitter=8.0)
+    n_part = st.n_slices
+    if not post and not vfa:  # the variable-flip T1-mapping series are not what the dynamic repeats
+        ctx.pre_contrast["vibe"] = dict(tr=tr, te=te, fa=fa, fs=fs, stack=st)
     o = opts_for(ctx, st, res=1.1, snr=22, ref=wm_ref(s), pe_axis=int(rng.random() < 0.5), partial_fourier=ctx.choice([1.0, 0.875, 0.75]))
     imgs = acquire(ctx.subject, st, [sig(ctx, s)], o, rng)[0]
     n_dyn = int(rng.integers(1, 2)) if rng.random() < 0.8 else int(rng.integers(5, 40))

@@ -106,3 +106,25 @@ def test_no_pre_contrast_t1_is_planned_after_the_contrast():
             assert not pre & set(steps[given[0]:]), steps
             extras_seen += steps.count("t1_pre") + steps.count("vibe_pre")
     assert extras_seen > 100  # the pre-contrast steps (protocol and extras) were exercised
+
+
+def test_post_contrast_t1_often_reruns_the_pre_contrast_protocol():
+    # A post-contrast T1 of the kind acquired before the injection often repeats that acquisition
+    # (the same timing and slices, so the two compare slice by slice); a variable-flip-angle series
+    # is never the one repeated.
+    makers = {"t1": lambda ctx, post: S.make_t1(ctx, post), "t1_3d": lambda ctx, post: S.make_t1_3d(ctx, post),
+              "vibe": lambda ctx, post: S.make_vibe(ctx, post)}
+    for kind, make in makers.items():
+        reruns = 0
+        for seed in range(12):
+            ctx = _ctx("Siemens", seed=seed)
+            pre = make(ctx, False)[0]
+            ctx.post = True
+            post = make(ctx, True)[0]
+            assert pre.sequence.endswith("_pre") and post.sequence.endswith("_post")
+            same = all(pre.acq[k] == post.acq[k] for k in ("tr", "te", "ti", "fa")) and pre.frames[0].iop == post.frames[0].iop
+            reruns += same
+        assert 2 <= reruns <= 11, kind
+    ctx = _ctx("Siemens", seed=1)
+    S.make_vibe(ctx, False, flip=5.0)
+    assert "vibe" not in ctx.pre_contrast
