@@ -97,35 +97,34 @@ public struct SeriesClassifier: Sendable {
             forestByImage.append(p)
         }
         guard let forestVote = Vote(forestVotes, order: order, support: forestSupport) else { return nil }
-        // CNN: one vote per decoded image; the ensemble pairs it with the forest's vote on the same image.
+        // CNN: one vote per decoded image; the ensemble adds the forest's votes on the same images.
         var cnnVote: Vote<SequenceClass>?
         var ensembleVote = forestVote
         var cnnOrientation: Vote<Orientation>?
         if let cnn {
             let chosen = Self.evenlySpaced(headers, count: cnnImagesPerSeries)
-            var decoded: [Int] = [], undecoded: [Int] = [], slices: [[Float]] = []
+            var decoded: [Int] = [], slices: [[Float]] = []
             for (index, result) in zip(chosen, cnn.preprocessing.slices(of: chosen.map { headers[$0] })) {
                 // An image whose pixels cannot be decoded (e.g. JPEG 2000) gets no CNN vote; its
                 // metadata still gets the forest's.
-                if case .success(let slice) = result { decoded.append(index); slices.append(slice) } else { undecoded.append(index) }
+                if case .success(let slice) = result { decoded.append(index); slices.append(slice) }
             }
             let predictions = cnn.predict(slices)
             // Ties between the two models go to the forest's probabilities: its tree averages are
             // calibrated, the CNN's softmax is not (summed, it would win nearly every tie).
             var cnnSupport: [SequenceClass: Double] = [:], tieSupport: [SequenceClass: Double] = [:]
             var both: [SequenceClass] = []
-            for (index, prediction) in zip(decoded, predictions) {
+            for prediction in predictions {
                 for (k, value) in prediction.sequenceProbabilities.enumerated() {
                     cnnSupport[order[k], default: 0] += value
                 }
-                for (k, value) in forestByImage[index].enumerated() { tieSupport[forest.classes[k], default: 0] += value }
-                both += [forestVotes[index], prediction.sequence]
+                both.append(prediction.sequence)
             }
-            if !decoded.isEmpty {
-                for index in undecoded {
-                    for (k, value) in forestByImage[index].enumerated() { tieSupport[forest.classes[k], default: 0] += value }
-                    both.append(forestVotes[index])
-                }
+            // The forest votes on every image given to the CNN; where the CNN read none of them, the
+            // forest's vote over all images stands.
+            for index in decoded.isEmpty ? [] : chosen {
+                for (k, value) in forestByImage[index].enumerated() { tieSupport[forest.classes[k], default: 0] += value }
+                both.append(forestVotes[index])
             }
             cnnVote = Vote(predictions.map(\.sequence), order: order, support: cnnSupport)
             if let combined = Vote(both, order: order, support: tieSupport) { ensembleVote = combined }
