@@ -48,6 +48,7 @@ def run_step(ctx: S.Ctx, step: str):
     if step == "vibe_vfa":
         # The T1 map of quantitative DCE: two to four pre-contrast series at different flip angles.
         flips = sorted(rng.choice([2.0, 5.0, 10.0, 15.0, 20.0], size=int(rng.integers(2, 5)), replace=False))
+        ctx.t1_mapping = {}
         return [s for fa in flips for s in S.make_vibe(ctx, False, flip=float(fa))]
     if step == "t2":
         return S.make_t2(ctx)
@@ -67,8 +68,11 @@ def run_step(ctx: S.Ctx, step: str):
         return E.make_perfusion(ctx)
     if step == "swi":
         which = ["swi_mag", "swi_phase", "swi", "swi_mip"]
+        if ctx.vendor == "GE" and rng.random() < 0.75:
+            # SWAN is magnitude-based: a separate processed SWI series is often absent (vendor notes)
+            which.remove("swi")
         if rng.random() < 0.35:  # sites export only some of them
-            which = [w for w in which if rng.random() < 0.75] or ["swi"]
+            which = [w for w in which if rng.random() < 0.75] or (["swi"] if "swi" in which else ["swi_mag"])
         return V.make_swi_family(ctx, tuple(which))
     if step == "tof":
         return V.make_tof_family(ctx, with_mip=rng.random() < 0.93)

@@ -40,6 +40,9 @@ class Ctx:
     # post-contrast series often runs the same protocol again, so that the two can be compared
     # slice by slice ("_post = _pre headers + contrast evidence", vendor-metadata.md).
     pre_contrast: dict = field(default_factory=dict)
+    # The settings shared by the series of a variable-flip-angle T1-mapping set (DESPOT1 needs the
+    # same TR, TE and slab in each; only the flip angle changes). Cleared before each set.
+    t1_mapping: dict = field(default_factory=dict)
 
     def u(self, a, b):
         return float(self.rng.uniform(a, b))
@@ -304,6 +307,9 @@ def make_vibe(ctx: Ctx, post: bool, flip: float | None = None) -> list:
     if same:
         tr, te, fa, fs, st = (same[k] for k in ("tr", "te", "fa", "fs", "stack"))
         vfa = False
+    elif flip is not None and ctx.t1_mapping:  # a further flip angle of the set
+        tr, te, fs, st = (ctx.t1_mapping[k] for k in ("tr", "te", "fs", "stack"))
+        fa, vfa = flip, True
     else:
         tr, te, fa = ctx.u(3.5, 6.5), ctx.u(1.2, 2.8), ctx.u(9, 15)
         vfa = flip is not None or (rng.random() < 0.15 and not post)
@@ -324,6 +330,8 @@ def make_vibe(ctx: Ctx, post: bool, flip: float | None = None) -> list:
     n_part = st.n_slices
     if not post and not vfa:  # the variable-flip T1-mapping series are not what the dynamic repeats
         ctx.pre_contrast["vibe"] = dict(tr=tr, te=te, fa=fa, fs=fs, stack=st)
+    if flip is not None and not ctx.t1_mapping:
+        ctx.t1_mapping = dict(tr=tr, te=te, fs=fs, stack=st)
     o = opts_for(ctx, st, res=1.1, snr=22, ref=wm_ref(s), pe_axis=int(rng.random() < 0.5), partial_fourier=ctx.choice([1.0, 0.875, 0.75]))
     imgs = acquire(ctx.subject, st, [sig(ctx, s)], o, rng)[0]
     n_dyn = int(rng.integers(1, 2)) if rng.random() < 0.8 else int(rng.integers(5, 40))

@@ -128,3 +128,34 @@ def test_post_contrast_t1_often_reruns_the_pre_contrast_protocol():
     ctx = _ctx("Siemens", seed=1)
     S.make_vibe(ctx, False, flip=5.0)
     assert "vibe" not in ctx.pre_contrast
+
+
+def test_variable_flip_angle_set_shares_timing_and_slab():
+    # DESPOT1 T1 mapping needs the same TR, TE and slab at every flip angle (real RIDER: 4.43/2.1 ms
+    # at 5 and 10 degrees); only the flip angle differs between the series of one set.
+    from training.synth.generator import run_step
+    ctx = _ctx("Siemens", seed=3)
+    first = run_step(ctx, "vibe_vfa")
+    second = run_step(ctx, "vibe_vfa")
+    for series in (first, second):
+        assert len(series) >= 2 and all(s.sequence == "vibe_pre" for s in series)
+        assert len({(s.acq["tr"], s.acq["te"]) for s in series}) == 1
+        assert len({s.acq["fa"] for s in series}) == len(series)
+        assert len({tuple(s.frames[0].iop) for s in series}) == 1
+    assert first[0].acq["tr"] != second[0].acq["tr"]  # each set draws its own timing
+
+
+def test_ge_swan_seldom_has_a_processed_swi_series():
+    # GE's SWAN is read from its magnitude images; a processed SWI series is often absent (vendor
+    # notes), unlike Siemens' SWI_Images, which a SWI export always has unless the site drops it.
+    from training.synth.generator import run_step
+    present = {}
+    for vendor in ("GE", "Siemens"):
+        found = 0
+        for seed in range(12):
+            ctx = _ctx(vendor, seed=seed)
+            series = run_step(ctx, "swi")
+            assert series and {s.sequence for s in series} <= {"swi", "swi_mag", "swi_phase", "swi_mip"}
+            found += any(s.sequence == "swi" for s in series)
+        present[vendor] = found
+    assert present["GE"] <= 6 < present["Siemens"], present
