@@ -7,9 +7,13 @@ import DICOM
 /// 1. the contrast was given during the first perfusion (DSC) series, which is the bolus, and no
 ///    later than the first series that names a ContrastBolusAgent — not necessarily just before
 ///    it: the agent is often left empty on the first post-contrast series;
-/// 2. up to that series, of two T1 acquisitions of the same kind and the same parameters the later
-///    one follows the injection — unless both the forest and the CNN read it as pre-contrast (then it
-///    is a repeated acquisition, as research protocols and motion make);
+/// 2. up to that series, of two T1 acquisitions of the same kind in the same plane the later one
+///    follows the injection — a post-contrast series is most often the pre-contrast one run again,
+///    if not always with the same parameters (fat saturation added, another variant) — unless both
+///    the forest and the CNN read it as pre-contrast (then it is a repeated acquisition, as research
+///    protocols and motion make). Acquisitions that differ only in flip angle (the same TR and TE)
+///    are a variable-flip-angle T1 map, which is made before the injection (it is the baseline of a
+///    dynamic contrast study): pre-contrast, and no pair;
 /// 3. contrast is given once and stays: every T1 after a post-contrast one is post-contrast too.
 ///    Where the models' answers break that order (an earlier series read as post, a later one as
 ///    pre), the models' count of post-contrast T1 series among those rules 1 and 2 leave open is
@@ -62,13 +66,23 @@ public enum StudyContext {
                 break
             }
         }
-        // Repeated identical T1 acquisitions up to the first named agent: the later one post-contrast.
+        // Repeated T1 acquisitions up to the first named agent: the later one post-contrast.
         var groups: [String: [Int]] = [:]
         for (position, index) in order.enumerated() where position <= latest {
             guard let pre = family(results[index].sequence) else { continue }
-            groups[pre.rawValue + "|" + parameterKey(study[index].headers), default: []].append(position)
+            groups[pre.rawValue + "|" + (Orientation(series: study[index].headers)?.rawValue ?? "-"), default: []].append(position)
         }
-        for positions in groups.values where positions.count >= 2 {
+        let named = latest
+        for group in groups.values.sorted(by: { $0[0] < $1[0] }) where group.count >= 2 {
+            let mapping = variableFlipAngleSet(group.map { study[order[$0]].headers })
+            for (member, position) in group.enumerated() where mapping.contains(member) && position < named {
+                let index = order[position]
+                earliest = max(earliest, position)
+                relabel(&results[index], as: family(results[index].sequence)!,
+                        rule: "study context: variable-flip-angle T1 map, before the contrast")
+            }
+            let positions = group.enumerated().filter { !mapping.contains($0.offset) }.map(\.element)
+            guard positions.count >= 2 else { continue }
             for (rank, position) in positions.enumerated() {
                 let index = order[position]
                 let pre = family(results[index].sequence)!
@@ -79,8 +93,8 @@ public enum StudyContext {
                 }
                 if rank == 0 { earliest = max(earliest, position) } else { latest = min(latest, position) }
                 relabel(&results[index], as: rank == 0 ? pre : twins[pre]!,
-                        rule: rank == 0 ? "study context: first of \(positions.count) identical T1 acquisitions"
-                                        : "study context: repeat of an earlier identical T1 acquisition")
+                        rule: rank == 0 ? "study context: first of \(positions.count) T1 acquisitions of its kind and plane"
+                                        : "study context: repeat of an earlier T1 acquisition of its kind and plane")
             }
         }
         if earliest < latest { keepContrastOrder(&results, order: order, after: earliest, noLaterThan: latest) }
@@ -132,11 +146,22 @@ public enum StudyContext {
         return (first?.seriesNumber ?? Int.max, first?.acquisitionTime.flatMap(Double.init) ?? .infinity)
     }
 
-    /// What makes two acquisitions "the same": plane and the timing parameters, rounded.
-    private static func parameterKey(_ headers: [ImageHeader]) -> String {
-        let first = headers.first
-        func rounded(_ value: Double?) -> String { value.map { String(Int(($0 * 10).rounded())) } ?? "-" }
-        return [Orientation(series: headers)?.rawValue ?? "-", rounded(first?.repetitionTime), rounded(first?.echoTime),
-                rounded(first?.inversionTime), rounded(first?.flipAngle), first?.mrAcquisitionType ?? "-"].joined(separator: "|")
+    /// The members (indices into `series`) that share TR and TE with another member at a different
+    /// flip angle: the series of a variable-flip-angle T1 map.
+    static func variableFlipAngleSet(_ series: [[ImageHeader]]) -> Set<Int> {
+        func rounded(_ value: Double?) -> Int? { value.map { Int(($0 * 10).rounded()) } }
+        let timing = series.map { headers -> (tr: Int, te: Int, flip: Int)? in
+            guard let first = headers.first, let tr = rounded(first.repetitionTime), let te = rounded(first.echoTime),
+                  let flip = rounded(first.flipAngle) else { return nil }
+            return (tr, te, flip)
+        }
+        var members = Set<Int>()
+        for (i, a) in timing.enumerated() {
+            guard let a else { continue }
+            for (j, b) in timing.enumerated() where j != i {
+                if let b, a.tr == b.tr, a.te == b.te, a.flip != b.flip { members.insert(i) }
+            }
+        }
+        return members
     }
 }

@@ -16,8 +16,8 @@ struct Classify: ParsableCommand {
         The orientation comes from ImageOrientationPatient, else from the CNN (scouts excepted). \
         A series whose BodyPartExamined names another body part (knee, spine, abdomen …) is `other`. \
         Within a study, T1 series acquired after the contrast are post-contrast: after a perfusion \
-        series, from the first series naming a ContrastBolusAgent on, the repeat of an identical T1, \
-        and, where the models' answers break the order, the last ones in acquisition order, as many \
+        series, from the first series naming a ContrastBolusAgent on, the later of two T1 of one kind \
+        in one plane (not a variable-flip-angle T1 map, which precedes the contrast), and, where the models' answers break the order, the last ones in acquisition order, as many \
         as the models read as post. Files that are not DICOM are listed as skipped.
         """
     )

@@ -5,13 +5,17 @@ import Testing
 
 @Suite("Study context for pre/post contrast")
 struct StudyContextTests {
-    /// A series of one real T1 image with the given number, class and contrast agent.
-    static func series(_ number: Int, _ sequence: SequenceClass, agent: String? = nil, flipAngle: Double? = nil) throws -> StudyContext.Series {
+    /// A series of one real T1 image (sagittal 2D FLASH, TR 300, TE 2.46, flip 80) with the given
+    /// number, class and contrast agent, in another plane or with other parameters where given.
+    static func series(_ number: Int, _ sequence: SequenceClass, agent: String? = nil, axial: Bool = false,
+                       repetitionTime: Double? = nil, flipAngle: Double? = nil) throws -> StudyContext.Series {
         let file = try #require(try DICOMFileDiscovery.files(in: [Paths.realData + "/dcm_qa_decubitus__S2_t1_fl2d_sag"]).first)
         var header = try #require(try ImageHeader.read(from: file).first)
         header.seriesNumber = number
         header.seriesInstanceUID = "1.2.3.\(number)"
         header.contrastBolusAgent = agent
+        if axial { header.imageOrientationPatient = [1, 0, 0, 0, 1, 0] }
+        if let repetitionTime { header.repetitionTime = repetitionTime }
         if let flipAngle { header.flipAngle = flipAngle }
         let vote = SeriesClassification.ModelVote(sequence: sequence, confidence: 0.6)
         let classification = SeriesClassification(
@@ -38,22 +42,40 @@ struct StudyContextTests {
         #expect(settled[1].rule == "study context: ContrastBolusAgent set in series 4")
         // The agent is often empty on the first post-contrast series: one the models read as post
         // before the named one stays post, the latest such in acquisition order.
-        let unnamedFirst = StudyContext.settle([try Self.series(2, .t1Post, flipAngle: 70), try Self.series(3, .t1Pre, flipAngle: 80),
+        let unnamedFirst = StudyContext.settle([try Self.series(2, .t1Post, axial: true), try Self.series(3, .t1Pre),
                                                 try Self.series(5, .vibePre, agent: "Dotarem")])
         #expect(unnamedFirst.map(\.sequence) == [.t1Pre, .t1Post, .vibePost])
         #expect(unnamedFirst[1].rule == "study context: post-contrast T1 follow pre-contrast ones (1 of 2 read as post)")
-        // An acquisition identical to the named one precedes the injection, whatever the models read.
+        // An acquisition of the named one's kind and plane precedes the injection, whatever the models read.
         let repeated = StudyContext.settle([try Self.series(3, .t1Post), try Self.series(8, .t1Pre, agent: "Gadovist")])
         #expect(repeated.map(\.sequence) == [.t1Pre, .t1Post])
-        #expect(repeated[0].rule == "study context: first of 2 identical T1 acquisitions")
+        #expect(repeated[0].rule == "study context: first of 2 T1 acquisitions of its kind and plane")
     }
 
-    @Test("Without evidence, the repeat of an identical T1 is post-contrast; different parameters are left alone")
+    @Test("Without evidence, the repeat of a T1 of its kind and plane is post-contrast, whatever its parameters; another plane is left alone")
     func repeatedAcquisition() throws {
         let settled = StudyContext.settle([try Self.series(8, .t1Pre), try Self.series(3, .t1Post),
-                                           try Self.series(5, .t1Post, flipAngle: 15)])
+                                           try Self.series(5, .t1Post, axial: true)])
         #expect(settled.map(\.sequence) == [.t1Post, .t1Pre, .t1Post])
         #expect(settled[2].rule == nil, "a lone acquisition keeps the models' answer")
+        // Fat saturation added, another TR: still the post-contrast run of the same acquisition.
+        let rerun = StudyContext.settle([try Self.series(4, .t1Pre), try Self.series(9, .t1Pre, repetitionTime: 450, flipAngle: 70)])
+        #expect(rerun.map(\.sequence) == [.t1Pre, .t1Post])
+        #expect(rerun[1].rule == "study context: repeat of an earlier T1 acquisition of its kind and plane")
+    }
+
+    @Test("Acquisitions that differ only in flip angle are a T1 map, before the contrast, and pair with none")
+    func variableFlipAngleMap() throws {
+        // RIDER-like: 3D FLASH at 5 and 10 degrees (same TR and TE), then a named post-contrast 3D T1.
+        let rider = StudyContext.settle([try Self.series(6, .vibePost, flipAngle: 5), try Self.series(7, .vibePost, flipAngle: 10),
+                                         try Self.series(14, .t13DPre, agent: "Magnevist", repetitionTime: 8.6, flipAngle: 20)])
+        #expect(rider.map(\.sequence) == [.vibePre, .vibePre, .t13DPost])
+        #expect(rider[0].rule == "study context: variable-flip-angle T1 map, before the contrast")
+        // Quantitative DCE: the map, then the baseline volume and its post-contrast run.
+        let dce = StudyContext.settle([try Self.series(3, .vibePre, flipAngle: 2), try Self.series(4, .vibePost, flipAngle: 10),
+                                       try Self.series(5, .vibePost, repetitionTime: 4.5, flipAngle: 12),
+                                       try Self.series(6, .vibePre, repetitionTime: 4.5, flipAngle: 12)])
+        #expect(dce.map(\.sequence) == [.vibePre, .vibePre, .vibePre, .vibePost])
     }
 
     @Test("A study without T1 twins is unchanged")
@@ -71,32 +93,32 @@ struct StudyContextTests {
         second.classification.cnn = .init(sequence: .t1Post, confidence: 0.8)
         let settled = StudyContext.settle([first, second])
         #expect(settled.map(\.sequence) == [.t1Pre, .t1Post])
-        #expect(settled[1].rule == "study context: repeat of an earlier identical T1 acquisition")
+        #expect(settled[1].rule == "study context: repeat of an earlier T1 acquisition of its kind and plane")
     }
 
     @Test("Without evidence, post-contrast T1 follow pre-contrast ones: the models' count is kept, their order is not")
     func contrastOrder() throws {
         // Different parameters (flip angles), so no two are repeats: the models read the earlier 2D T1
         // as post and the later one as pre, which no study can hold.
-        let settled = StudyContext.settle([try Self.series(2, .t1Post, flipAngle: 70), try Self.series(4, .flair),
-                                           try Self.series(7, .t1Pre, flipAngle: 80), try Self.series(9, .vibePre, flipAngle: 12)])
+        let settled = StudyContext.settle([try Self.series(2, .t1Post, axial: true), try Self.series(4, .flair),
+                                           try Self.series(7, .t1Pre), try Self.series(9, .vibePre, flipAngle: 12)])
         #expect(settled.map(\.sequence) == [.t1Pre, .flair, .t1Pre, .vibePost])
         #expect(settled[3].rule == "study context: post-contrast T1 follow pre-contrast ones (1 of 3 read as post)")
         // Answers already in order are left as they are.
-        let ordered = [try Self.series(2, .t1Pre, flipAngle: 70), try Self.series(7, .t1Post, flipAngle: 80)]
+        let ordered = [try Self.series(2, .t1Pre, axial: true), try Self.series(7, .t1Post)]
         #expect(StudyContext.settle(ordered) == ordered.map(\.classification))
     }
 
-    @Test("The bounds of an identical repeat outweigh the models' count")
+    @Test("The bounds of a repeated acquisition outweigh the models' count")
     func contrastOrderWithinRepeatBounds() throws {
-        // 3 and 8 are identical: the injection lies between them, so 8 and everything after it is post
+        // 3 and 8 are a pair: the injection lies between them, so 8 and everything after it is post
         // although the models read only one series as post.
         let settled = StudyContext.settle([try Self.series(3, .t1Pre), try Self.series(8, .t1Pre),
                                            try Self.series(9, .t13DPre, flipAngle: 9), try Self.series(2, .t1IACPre, flipAngle: 150)])
         #expect(settled.map(\.sequence) == [.t1Pre, .t1Post, .t13DPost, .t1IACPre])
-        // 5 and 8 are identical, so 5 precedes the injection although the models' count (2 of 3)
+        // 5 and 8 are a pair, so 5 precedes the injection although the models' count (2 of 3)
         // would reach back to it.
-        let bounded = StudyContext.settle([try Self.series(2, .t1Post, flipAngle: 70), try Self.series(5, .t1Pre),
+        let bounded = StudyContext.settle([try Self.series(2, .t1Post, axial: true), try Self.series(5, .t1Pre),
                                            try Self.series(8, .t1Pre)])
         #expect(bounded.map(\.sequence) == [.t1Pre, .t1Pre, .t1Post])
     }
