@@ -33,6 +33,13 @@ def run_step(ctx: S.Ctx, step: str):
         return S.make_t1(ctx, False)
     if step == "t1_post":
         return S.make_t1(ctx, True)
+    if step in ("t1_post_planes", "t1_iac_post_planes"):
+        # post-contrast T1 in one or two further planes (axial, coronal, sagittal; IAC: axial, coronal)
+        iac = step.startswith("t1_iac")
+        used = ctx.post_planes.get("t1_iac" if iac else "t1", [])
+        free = [p for p in (("axial", "coronal") if iac else ("axial", "coronal", "sagittal")) if p not in used]
+        rng.shuffle(free)
+        return [s for p in free[:1 + int(rng.random() < 0.3)] for s in S.make_t1(ctx, True, plane=p, iac=iac)]
     if step == "t1_iac_pre":
         return S.make_t1_iac(ctx, False)
     if step == "t1_iac_post":

@@ -43,6 +43,10 @@ class Ctx:
     # The settings shared by the series of a variable-flip-angle T1-mapping set (DESPOT1 needs the
     # same TR, TE and slab in each; only the flip angle changes). Cleared before each set.
     t1_mapping: dict = field(default_factory=dict)
+    # The planes of this study's post-contrast 2D T1 by kind ("t1", "t1_iac") and the settings of the
+    # last one: post-contrast T1 are often run in a second or third plane with the same protocol.
+    post_planes: dict = field(default_factory=dict)
+    post_settings: dict = field(default_factory=dict)
 
     def u(self, a, b):
         return float(self.rng.uniform(a, b))
@@ -165,13 +169,19 @@ def wm_ref(s):
 # ----------------------------------------------------------------------------- 2D T1 and IAC
 
 def make_t1(ctx: Ctx, post: bool, plane=None, iac=False) -> list:
+    """A 2D T1 (or IAC T1); ``plane`` set on a post-contrast one makes it a further plane of the
+    post-contrast T1, often with the protocol of the one before."""
     rng = ctx.rng
     t = ctx.subject.tissue_params(post)
     kind = "t1_iac" if iac else "t1"
-    # IAC post-contrast T1 are often fat-saturated where the pre is not, so less often a rerun [guess]
-    same = ctx.same_as_pre(kind, post, 0.3 if iac else 0.5)
+    if plane is not None and post and kind in ctx.post_settings and rng.random() < 0.6:
+        same = dict(ctx.post_settings[kind], stack=None)
+    else:
+        # IAC post-contrast T1 are often fat-saturated where the pre is not, so less often a rerun [guess]
+        same = ctx.same_as_pre(kind, post, 0.3 if iac else 0.5)
     if same:
         variant, tr, te, ti, etl, fa, fs, st = (same[k] for k in ("variant", "tr", "te", "ti", "etl", "fa", "fs", "stack"))
+        plane = plane or same.get("plane")
     else:
         fs = post and rng.random() < (0.6 if iac else 0.25)
         p_gre = 0.3 if ctx.vendor == "Siemens" else 0.12  # t1_fl2d is a common Siemens 2D T1
@@ -222,8 +232,12 @@ def make_t1(ctx: Ctx, post: bool, plane=None, iac=False) -> list:
             plane = plane or choose_plane(ctx, {"axial": 0.5, "sagittal": 0.28, "coronal": 0.17, "oblique": 0.05})
             st = brain_2d(ctx, plane)
         res = 1.0
+    settings = dict(variant=variant, tr=tr, te=te, ti=ti, etl=etl, fa=fa, fs=fs, stack=st, plane=plane)
     if not post:
-        ctx.pre_contrast[kind] = dict(variant=variant, tr=tr, te=te, ti=ti, etl=etl, fa=fa, fs=fs, stack=st)
+        ctx.pre_contrast[kind] = settings
+    else:
+        ctx.post_planes.setdefault(kind, []).append(plane)
+        ctx.post_settings[kind] = settings
     o = opts_for(ctx, st, res=res, snr=28 if not iac else 18, ref=wm_ref(s))
     imgs = acquire(ctx.subject, st, [sig(ctx, s)], o, rng)[0]
     seq = ("t1_iac_post" if post else "t1_iac_pre") if iac else ("t1_post" if post else "t1_pre")

@@ -9,7 +9,8 @@ from training.synth.generator import LABEL_COLUMNS, generate_study
 
 ALL_STEPS = ["scout", "t1_pre", "t1_iac_pre", "t1_3d_pre", "vibe_pre", "t2", "t2_haste", "t2_3d", "ciss", "flair",
              "flair_3d", "dwi", "swi", "tof", "other_bold", "other_asl", "other_fieldmap", "other_fa", "other_nonhead",
-             "other_screenshot", "inject", "perfusion", "t1_post", "t1_iac_post", "t1_3d_post", "vibe_post"]
+             "other_screenshot", "inject", "perfusion", "t1_post", "t1_iac_post", "t1_3d_post", "vibe_post",
+             "t1_post_planes", "t1_iac_post_planes"]
 # (vendor, field, enhanced export)
 STUDIES = [("Siemens", 3.0, False), ("Philips", 1.5, True), ("GE", 3.0, False), ("Canon", 1.5, False), ("Siemens", 1.5, True)]
 SEED = 4242

@@ -159,3 +159,21 @@ def test_ge_swan_seldom_has_a_processed_swi_series():
             found += any(s.sequence == "swi" for s in series)
         present[vendor] = found
     assert present["GE"] <= 6 < present["Siemens"], present
+
+
+def test_post_contrast_t1_in_further_planes():
+    # Post-contrast 2D T1 are often run in a second or third plane, often with the same protocol;
+    # each further plane is one not yet used, and every series is post-contrast.
+    from training.synth.generator import run_step
+    same_protocol = 0
+    for seed in range(8):
+        ctx = _ctx("Siemens", seed=seed)
+        ctx.post = True
+        first = run_step(ctx, "t1_post")[0]
+        further = run_step(ctx, "t1_post_planes")
+        assert 1 <= len(further) <= 2 and all(s.sequence == "t1_post" and s.post_contrast for s in further)
+        planes = ctx.post_planes["t1"]
+        assert len(planes) == len(set(planes)) == 1 + len(further)
+        assert all(tuple(s.frames[0].iop) != tuple(first.frames[0].iop) for s in further)
+        same_protocol += all(further[0].acq[k] == first.acq[k] for k in ("tr", "te", "fa"))
+    assert 1 <= same_protocol <= 7
