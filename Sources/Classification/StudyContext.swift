@@ -7,7 +7,8 @@ import DICOM
 /// 1. the contrast was given during the first perfusion (DSC) series, which is the bolus, and no
 ///    later than the first series that names a ContrastBolusAgent — not necessarily just before
 ///    it: the agent is often left empty on the first post-contrast series;
-/// 2. up to that series, of two T1 acquisitions of the same kind in the same plane the later one
+/// 2. up to that series, of two T1 acquisitions of the same kind in the same plane (the nearest
+///    principal plane: a tilted axial is axial) the later one
 ///    follows the injection — a post-contrast series is most often the pre-contrast one run again,
 ///    if not always with the same parameters (fat saturation added, another variant) — unless both
 ///    the forest and the CNN read it as pre-contrast (then it is a repeated acquisition, as research
@@ -70,7 +71,7 @@ public enum StudyContext {
         var groups: [String: [Int]] = [:]
         for (position, index) in order.enumerated() where position <= latest {
             guard let pre = family(results[index].sequence) else { continue }
-            groups[pre.rawValue + "|" + (Orientation(series: study[index].headers)?.rawValue ?? "-"), default: []].append(position)
+            groups[pre.rawValue + "|" + (Orientation.nearestPlane(series: study[index].headers)?.rawValue ?? "-"), default: []].append(position)
         }
         let named = latest
         for group in groups.values.sorted(by: { $0[0] < $1[0] }) where group.count >= 2 {

@@ -62,6 +62,13 @@ struct StudyContextTests {
         let rerun = StudyContext.settle([try Self.series(4, .t1Pre), try Self.series(9, .t1Pre, repetitionTime: 450, flipAngle: 70)])
         #expect(rerun.map(\.sequence) == [.t1Pre, .t1Post])
         #expect(rerun[1].rule == "study context: repeat of an earlier T1 acquisition of its kind and plane")
+        // A plane is the nearest principal one: an axial tilted 40° (oblique by the orientation rule) pairs with an axial.
+        var tilted = try Self.series(6, .vibePre)
+        let angle = 40.0 * Double.pi / 180
+        tilted.headers[0].imageOrientationPatient = [1, 0, 0, 0, cos(angle), sin(angle)]
+        #expect(Orientation(series: tilted.headers) == .oblique)
+        let obliqueAxial = StudyContext.settle([try Self.series(3, .vibePre, axial: true), tilted])
+        #expect(obliqueAxial.map(\.sequence) == [.vibePre, .vibePost])
     }
 
     @Test("Acquisitions that differ only in flip angle are a T1 map, before the contrast, and pair with none")
