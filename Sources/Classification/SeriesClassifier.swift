@@ -28,7 +28,8 @@ public struct SeriesClassification: Sendable, Codable, Equatable {
         case geometry
         /// No usable geometry: the CNN's orientation head (majority of the decoded images).
         case cnn
-        /// No usable geometry and no CNN answer (or a scout, whose images mix planes): reported as oblique.
+        /// No usable geometry and no CNN answer (or a scout, whose images mix planes, or a screen
+        /// capture, which has no plane): reported as oblique.
         case unknown
     }
 
@@ -131,12 +132,13 @@ public struct SeriesClassifier: Sendable {
             cnnOrientation = Vote(predictions.map(\.orientation), order: Orientation.allCases)
         }
         // Orientation: geometry where the images have it; else the CNN's head, except for scouts
-        // (their images mix planes, so they are exempt from the orientation vote).
+        // (their images mix planes, so they are exempt from the orientation vote) and screen
+        // captures (Secondary Capture: a page, not a slice).
         let geometry = Orientation(series: headers)
         let orientation: Orientation, source: SeriesClassification.OrientationSource
         if let geometry {
             (orientation, source) = (geometry, .geometry)
-        } else if let cnnOrientation, ensembleVote.winner != .scout {
+        } else if let cnnOrientation, ensembleVote.winner != .scout, !headers.contains(where: \.isSecondaryCapture) {
             (orientation, source) = (cnnOrientation.winner, .cnn)
         } else {
             (orientation, source) = (.oblique, .unknown)

@@ -76,6 +76,10 @@ struct EnsembleTests {
         #expect(result.orientationSource == .cnn)
         let forestOnly = SeriesClassifier(forest: classifier.forest).classify(headers)
         #expect(forestOnly?.orientationSource == .unknown && forestOnly?.orientation == .oblique)
+        // A screen capture (Secondary Capture) has no plane for the CNN to read.
+        for index in headers.indices { headers[index].sopClassUID = "1.2.840.10008.5.1.4.1.1.7" }
+        let capture = try #require(classifier.classify(headers))
+        #expect(capture.orientationSource == .unknown && capture.orientation == .oblique)
     }
 
     @Test("A CNN file that is present but broken is an error, not silently skipped")
