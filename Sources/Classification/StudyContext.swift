@@ -84,18 +84,24 @@ public enum StudyContext {
             }
             let positions = group.enumerated().filter { !mapping.contains($0.offset) }.map(\.element)
             guard positions.count >= 2 else { continue }
-            for (rank, position) in positions.enumerated() {
+            // The pair that brackets the injection: the first two with the same parameters where
+            // there are such (a rerun), else the first two; the ones between them are left open.
+            let keys = positions.map { parameterKey(study[order[$0]].headers) }
+            let rerun = keys.indices.lazy.compactMap { i in keys[(i + 1)...].firstIndex(of: keys[i]).map { (i, $0) } }.first
+            let (lastPre, firstPost) = rerun ?? (0, 1)
+            for (rank, position) in positions.enumerated() where rank <= lastPre || rank >= firstPost {
                 let index = order[position]
                 let pre = family(results[index].sequence)!
+                let isPost = rank >= firstPost
                 // A repeat that both models read as pre-contrast is a repeat (motion, a second run),
                 // not the injection: the rule settles only what the models leave open.
-                if rank > 0, let cnn = results[index].cnn, !cnn.sequence.isPostContrast, !results[index].forest.sequence.isPostContrast {
+                if isPost, let cnn = results[index].cnn, !cnn.sequence.isPostContrast, !results[index].forest.sequence.isPostContrast {
                     continue
                 }
-                if rank == 0 { earliest = max(earliest, position) } else { latest = min(latest, position) }
-                relabel(&results[index], as: rank == 0 ? pre : twins[pre]!,
-                        rule: rank == 0 ? "study context: first of \(positions.count) T1 acquisitions of its kind and plane"
-                                        : "study context: repeat of an earlier T1 acquisition of its kind and plane")
+                if isPost { latest = min(latest, position) } else { earliest = max(earliest, position) }
+                relabel(&results[index], as: isPost ? twins[pre]! : pre,
+                        rule: isPost ? "study context: repeat of an earlier T1 acquisition of its kind and plane"
+                                     : "study context: before a later T1 acquisition of its kind and plane")
             }
         }
         if earliest < latest { keepContrastOrder(&results, order: order, after: earliest, noLaterThan: latest) }
@@ -145,6 +151,14 @@ public enum StudyContext {
     private static func acquisitionKey(_ series: Series) -> (Int, Double) {
         let first = series.headers.first
         return (first?.seriesNumber ?? Int.max, first?.acquisitionTime.flatMap(Double.init) ?? .infinity)
+    }
+
+    /// What makes two acquisitions of one kind and plane a rerun: the timing parameters, rounded.
+    private static func parameterKey(_ headers: [ImageHeader]) -> String {
+        let first = headers.first
+        func rounded(_ value: Double?) -> String { value.map { String(Int(($0 * 10).rounded())) } ?? "-" }
+        return [rounded(first?.repetitionTime), rounded(first?.echoTime), rounded(first?.inversionTime),
+                rounded(first?.flipAngle), first?.mrAcquisitionType ?? "-"].joined(separator: "|")
     }
 
     /// The members (indices into `series`) that share TR and TE with another member at a different

@@ -49,7 +49,7 @@ struct StudyContextTests {
         // An acquisition of the named one's kind and plane precedes the injection, whatever the models read.
         let repeated = StudyContext.settle([try Self.series(3, .t1Post), try Self.series(8, .t1Pre, agent: "Gadovist")])
         #expect(repeated.map(\.sequence) == [.t1Pre, .t1Post])
-        #expect(repeated[0].rule == "study context: first of 2 T1 acquisitions of its kind and plane")
+        #expect(repeated[0].rule == "study context: before a later T1 acquisition of its kind and plane")
     }
 
     @Test("Without evidence, the repeat of a T1 of its kind and plane is post-contrast, whatever its parameters; another plane is left alone")
@@ -62,6 +62,11 @@ struct StudyContextTests {
         let rerun = StudyContext.settle([try Self.series(4, .t1Pre), try Self.series(9, .t1Pre, repetitionTime: 450, flipAngle: 70)])
         #expect(rerun.map(\.sequence) == [.t1Pre, .t1Post])
         #expect(rerun[1].rule == "study context: repeat of an earlier T1 acquisition of its kind and plane")
+        // Of three, a rerun with the same parameters brackets the injection, not the first two.
+        let bracketed = StudyContext.settle([try Self.series(2, .t1Pre, repetitionTime: 450), try Self.series(4, .t1Post),
+                                             try Self.series(6, .t1Pre)])
+        #expect(bracketed.map(\.sequence) == [.t1Pre, .t1Pre, .t1Post])
+        #expect(bracketed[1].rule == "study context: before a later T1 acquisition of its kind and plane")
         // A plane is the nearest principal one: an axial tilted 40° (oblique by the orientation rule) pairs with an axial.
         var tilted = try Self.series(6, .vibePre)
         let angle = 40.0 * Double.pi / 180
