@@ -8,12 +8,13 @@ import DICOM
 ///    later than the first series that names a ContrastBolusAgent — not necessarily just before
 ///    it: the agent is often left empty on the first post-contrast series;
 /// 2. up to that series, of two T1 acquisitions of the same kind in the same plane (the nearest
-///    principal plane: a tilted axial is axial) the later one
-///    follows the injection — a post-contrast series is most often the pre-contrast one run again,
-///    if not always with the same parameters (fat saturation added, another variant) — unless both
-///    the forest and the CNN read it as pre-contrast (then it is a repeated acquisition, as research
-///    protocols and motion make). Acquisitions that differ only in flip angle (the same TR and TE)
-///    are a variable-flip-angle T1 map, which is made before the injection (it is the baseline of a
+///    principal plane: a tilted axial is axial) the later one follows the injection — a
+///    post-contrast series is most often the pre-contrast one run again, if not always with the
+///    same parameters (fat saturation added, another variant) — unless both the forest and the CNN
+///    read it as pre-contrast (then it is a repeated acquisition, as research protocols and motion
+///    make). Of three or more, a rerun with the same parameters brackets the injection where there
+///    is one. Acquisitions that differ only in flip angle (the same TR and TE) are a
+///    variable-flip-angle T1 map, which is made before the injection (it is the baseline of a
 ///    dynamic contrast study): pre-contrast, and no pair;
 /// 3. contrast is given once and stays: every T1 after a post-contrast one is post-contrast too.
 ///    Where the models' answers break that order (an earlier series read as post, a later one as
@@ -67,20 +68,21 @@ public enum StudyContext {
                 break
             }
         }
-        // Repeated T1 acquisitions up to the first named agent: the later one post-contrast.
+        // Repeated T1 acquisitions up to the first named agent: the later one post-contrast. A series
+        // without a plane of its own (no geometry, mixed planes) pairs with none.
         var groups: [String: [Int]] = [:]
         for (position, index) in order.enumerated() where position <= latest {
-            guard let pre = family(results[index].sequence) else { continue }
-            groups[pre.rawValue + "|" + (Orientation.nearestPlane(series: study[index].headers)?.rawValue ?? "-"), default: []].append(position)
+            guard let pre = family(results[index].sequence), let plane = Orientation.nearestPlane(series: study[index].headers) else { continue }
+            groups[pre.rawValue + "|" + plane.rawValue, default: []].append(position)
         }
         let named = latest
         for group in groups.values.sorted(by: { $0[0] < $1[0] }) where group.count >= 2 {
             let mapping = variableFlipAngleSet(group.map { study[order[$0]].headers })
             for (member, position) in group.enumerated() where mapping.contains(member) && position < named {
                 let index = order[position]
+                guard let pre = family(results[index].sequence) else { continue }
                 earliest = max(earliest, position)
-                relabel(&results[index], as: family(results[index].sequence)!,
-                        rule: "study context: variable-flip-angle T1 map, before the contrast")
+                relabel(&results[index], as: pre, rule: "study context: variable-flip-angle T1 map, before the contrast")
             }
             let positions = group.enumerated().filter { !mapping.contains($0.offset) }.map(\.element)
             guard positions.count >= 2 else { continue }
@@ -91,7 +93,7 @@ public enum StudyContext {
             let (lastPre, firstPost) = rerun ?? (0, 1)
             for (rank, position) in positions.enumerated() where rank <= lastPre || rank >= firstPost {
                 let index = order[position]
-                let pre = family(results[index].sequence)!
+                guard let pre = family(results[index].sequence), let post = twins[pre] else { continue }
                 let isPost = rank >= firstPost
                 // A repeat that both models read as pre-contrast is a repeat (motion, a second run),
                 // not the injection: the rule settles only what the models leave open.
@@ -99,7 +101,7 @@ public enum StudyContext {
                     continue
                 }
                 if isPost { latest = min(latest, position) } else { earliest = max(earliest, position) }
-                relabel(&results[index], as: isPost ? twins[pre]! : pre,
+                relabel(&results[index], as: isPost ? post : pre,
                         rule: isPost ? "study context: repeat of an earlier T1 acquisition of its kind and plane"
                                      : "study context: before a later T1 acquisition of its kind and plane")
             }
@@ -120,10 +122,10 @@ public enum StudyContext {
         var first = max(open.count - post, t1.firstIndex { $0.offset > after } ?? t1.count)
         first = min(first, t1.firstIndex { $0.offset >= noLaterThan } ?? t1.count)
         for (rank, (_, index)) in t1.enumerated() {
-            let pre = family(results[index].sequence)!
             let isPost = rank >= first
-            guard results[index].sequence.isPostContrast != isPost else { continue }
-            relabel(&results[index], as: isPost ? twins[pre]! : pre,
+            guard results[index].sequence.isPostContrast != isPost, let pre = family(results[index].sequence),
+                  let twin = twins[pre] else { continue }
+            relabel(&results[index], as: isPost ? twin : pre,
                     rule: "study context: post-contrast T1 follow pre-contrast ones (\(post) of \(open.count) read as post)")
         }
     }
@@ -132,9 +134,9 @@ public enum StudyContext {
     /// gives a reason for their position, pre-contrast where it gives none.
     private static func setContrast(_ results: inout [SeriesClassification], order: [Int], from: Int, rule: (Int) -> String?) {
         for (position, index) in order.enumerated() where position >= from {
-            guard let pre = family(results[index].sequence) else { continue }
+            guard let pre = family(results[index].sequence), let post = twins[pre] else { continue }
             if let reason = rule(position) {
-                relabel(&results[index], as: twins[pre]!, rule: reason)
+                relabel(&results[index], as: post, rule: reason)
             } else {
                 relabel(&results[index], as: pre, rule: "study context: before the contrast")
             }
