@@ -155,21 +155,25 @@ public enum StudyContext {
         return (first?.seriesNumber ?? Int.max, first?.acquisitionTime.flatMap(Double.init) ?? .infinity)
     }
 
+    /// A timing parameter in tenths (ms or degrees), so that values written with different
+    /// precision compare equal.
+    private static func tenths(_ value: Double?) -> Int? {
+        value.map { Int(($0 * 10).rounded()) }
+    }
+
     /// What makes two acquisitions of one kind and plane a rerun: the timing parameters, rounded.
     private static func parameterKey(_ headers: [ImageHeader]) -> String {
         let first = headers.first
-        func rounded(_ value: Double?) -> String { value.map { String(Int(($0 * 10).rounded())) } ?? "-" }
-        return [rounded(first?.repetitionTime), rounded(first?.echoTime), rounded(first?.inversionTime),
-                rounded(first?.flipAngle), first?.mrAcquisitionType ?? "-"].joined(separator: "|")
+        let timing = [first?.repetitionTime, first?.echoTime, first?.inversionTime, first?.flipAngle]
+        return (timing.map { tenths($0).map(String.init) ?? "-" } + [first?.mrAcquisitionType ?? "-"]).joined(separator: "|")
     }
 
     /// The members (indices into `series`) that share TR and TE with another member at a different
     /// flip angle: the series of a variable-flip-angle T1 map.
     static func variableFlipAngleSet(_ series: [[ImageHeader]]) -> Set<Int> {
-        func rounded(_ value: Double?) -> Int? { value.map { Int(($0 * 10).rounded()) } }
         let timing = series.map { headers -> (tr: Int, te: Int, flip: Int)? in
-            guard let first = headers.first, let tr = rounded(first.repetitionTime), let te = rounded(first.echoTime),
-                  let flip = rounded(first.flipAngle) else { return nil }
+            guard let first = headers.first, let tr = tenths(first.repetitionTime), let te = tenths(first.echoTime),
+                  let flip = tenths(first.flipAngle) else { return nil }
             return (tr, te, flip)
         }
         var members = Set<Int>()

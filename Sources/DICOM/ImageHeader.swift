@@ -74,11 +74,11 @@ extension ImageHeader {
         contrastBolusAgent?.contains { !$0.isWhitespace } ?? false
     }
 
-    /// Whether the image is a Secondary Capture (a screen capture, summary page or report: the SOP
-    /// classes 1.2.840.10008.5.1.4.1.1.7 and .7.1–.7.4), which shows no slice of its own.
+    /// Whether the image is a Secondary Capture Image (SOP class 1.2.840.10008.5.1.4.1.1.7): a
+    /// screen capture, summary page or report, without a slice plane of its own. (The multi-frame
+    /// Secondary Capture classes, .7.1–.7.4, often carry exported slices and are not counted.)
     public var isSecondaryCapture: Bool {
-        guard let uid = sopClassUID else { return false }
-        return uid == "1.2.840.10008.5.1.4.1.1.7" || uid.hasPrefix("1.2.840.10008.5.1.4.1.1.7.")
+        sopClassUID == "1.2.840.10008.5.1.4.1.1.7"
     }
 
     /// Reads the headers of a file (one per frame), stopping before the pixel data.
