@@ -4,9 +4,11 @@ import DICOM
 /// (t1_post F1 0.83, vibe_post 0.64) and which metadata alone cannot tell when
 /// ContrastBolusAgent is missing. Within one study, in acquisition order:
 ///
-/// 1. the contrast was given during the first perfusion (DSC) series, which is the bolus, and no
-///    later than the first series that names a ContrastBolusAgent — not necessarily just before
-///    it: the agent is often left empty on the first post-contrast series;
+/// 1. the contrast was given no later than the first perfusion (DSC) series, which is the bolus,
+///    and no later than the first series that names a ContrastBolusAgent — not necessarily just
+///    before it: the agent is often left empty on the first post-contrast series. The T1 series
+///    before a perfusion are pre-contrast unless rule 2 finds an earlier injection (a perfusion run
+///    after the post-contrast series is a second dose);
 /// 2. up to that series, of two T1 acquisitions of the same kind in the same plane (the nearest
 ///    principal plane: a tilted axial is axial) the later one follows the injection — a
 ///    post-contrast series is most often the pre-contrast one run again, if not always with the
@@ -52,13 +54,18 @@ public enum StudyContext {
         var results = study.map(\.classification)
         // The injection lies after `earliest` and no later than `latest` (acquisition positions).
         var earliest = -1, latest = order.count
+        var bolus: Int?
         for (position, index) in order.enumerated() {
             let series = study[index]
             let number = series.classification.seriesNumber.map(String.init) ?? "?"
             if series.classification.sequence == .perfusion {
-                // The bolus itself: both sides are known.
-                setContrast(&results, order: order, from: 0, rule: { $0 > position ? "study context: after perfusion series \(number)" : nil })
-                return results
+                // The bolus: the T1 series after it are post-contrast. The ones before it are
+                // pre-contrast unless rule 2 finds an earlier injection (a perfusion after the
+                // post-contrast series is a second dose).
+                bolus = position
+                latest = position
+                setContrast(&results, order: order, from: position, rule: { _ in "study context: after perfusion series \(number)" })
+                break
             }
             if series.headers.contains(where: \.namesContrastAgent) {
                 // A named agent proves this series and the later ones post-contrast; the ones before
@@ -106,7 +113,11 @@ public enum StudyContext {
                                      : "study context: before a later T1 acquisition of its kind and plane")
             }
         }
-        if earliest < latest { keepContrastOrder(&results, order: order, after: earliest, noLaterThan: latest) }
+        if let bolus, latest == bolus {
+            setContrast(&results, order: order, from: 0, before: bolus, rule: { _ in nil })
+        } else if earliest < latest {
+            keepContrastOrder(&results, order: order, after: earliest, noLaterThan: latest)
+        }
         return results
     }
 
@@ -130,10 +141,11 @@ public enum StudyContext {
         }
     }
 
-    /// Sets the T1-family series from acquisition position `from` on: post-contrast where `rule`
-    /// gives a reason for their position, pre-contrast where it gives none.
-    private static func setContrast(_ results: inout [SeriesClassification], order: [Int], from: Int, rule: (Int) -> String?) {
-        for (position, index) in order.enumerated() where position >= from {
+    /// Sets the T1-family series from acquisition position `from` on (up to `end`, excluded):
+    /// post-contrast where `rule` gives a reason for their position, pre-contrast where it gives none.
+    private static func setContrast(_ results: inout [SeriesClassification], order: [Int], from: Int, before end: Int = .max,
+                                    rule: (Int) -> String?) {
+        for (position, index) in order.enumerated() where position >= from && position < end {
             guard let pre = family(results[index].sequence), let post = twins[pre] else { continue }
             if let reason = rule(position) {
                 relabel(&results[index], as: post, rule: reason)

@@ -34,6 +34,19 @@ struct StudyContextTests {
         #expect(settled[3].rule == nil)
     }
 
+    @Test("A perfusion after a pre/post T1 pair is a second dose: the pair's post-contrast member stays post")
+    func perfusionAfterPostContrast() throws {
+        let settled = StudyContext.settle([try Self.series(4, .t1IACPre), try Self.series(5, .t1IACPost, axial: true),
+                                           try Self.series(6, .t1IACPre), try Self.series(8, .perfusion)])
+        #expect(settled.map(\.sequence) == [.t1IACPre, .t1IACPost, .t1IACPost, .perfusion])
+        #expect(settled[2].rule == "study context: repeat of an earlier T1 acquisition of its kind and plane")
+        // Without such a pair, every T1 before the bolus is pre-contrast, as the models' answers aside.
+        let single = StudyContext.settle([try Self.series(4, .t1IACPre), try Self.series(5, .t1IACPost, axial: true),
+                                          try Self.series(8, .perfusion)])
+        #expect(single.map(\.sequence) == [.t1IACPre, .t1IACPre, .perfusion])
+        #expect(single[1].rule == "study context: before the contrast")
+    }
+
     @Test("The first series naming a ContrastBolusAgent and every T1 after it is post-contrast; the earlier ones keep the models' count, in order")
     func contrastAgent() throws {
         let settled = StudyContext.settle([try Self.series(4, .vibePre, agent: "Gadovist"), try Self.series(6, .t1Pre),

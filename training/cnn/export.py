@@ -18,7 +18,7 @@ import torch
 from safetensors.numpy import save_file
 
 from . import data as cnn_data
-from .model import FoldedNetwork, Network, folded_convolutions
+from .model import LAYERS, FoldedNetwork, Network, folded_convolutions
 
 FORMAT, VERSION = "mrsort-cnn", "1"
 
@@ -70,8 +70,9 @@ def load_exported(path):
 
 
 def load_trained(checkpoint):
-    saved = torch.load(checkpoint)
-    model = Network(len(saved["sequences"]), len(saved["orientations"]))
+    saved = torch.load(checkpoint, map_location="cpu")  # also a checkpoint written on a GPU
+    # Checkpoints before --width hold no layer table: they are the default network.
+    model = Network(len(saved["sequences"]), len(saved["orientations"]), saved.get("layers", LAYERS))
     model.load_state_dict(saved["state"])
     return model.eval(), saved
 

@@ -22,7 +22,7 @@ from sklearn.model_selection import GroupShuffleSplit
 
 from . import data as cnn_data
 from . import export
-from .model import Network
+from .model import LAYERS, Network
 
 
 def augment_intensity(x, generator):
@@ -113,6 +113,8 @@ def main(argv=None):
     parser.add_argument("--validation", type=float, default=0.2)
     parser.add_argument("--valid-slices", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=float, default=1.0,
+                        help="channels of every convolution, as a multiple of model.LAYERS (the Swift engine reads any)")
     parser.add_argument("--augment-intensity", action="store_true", help="also a random gamma, noise and mirror")
     parser.add_argument("--resume", action="store_true",
                         help="continue from --checkpoint's weights (fresh optimiser state at --lr), appending to --log")
@@ -145,7 +147,8 @@ def main(argv=None):
     sequence_weights = class_weights(series_labels[sorted(train_series)], n_seq).to(args.device)
     orientation_weights = class_weights(orientation[train_rows], n_ori).to(args.device)
 
-    model = Network(n_seq, n_ori).to(args.device)
+    layers = [(max(1, round(channels * args.width)), stride) for channels, stride in LAYERS]
+    model = Network(n_seq, n_ori, layers).to(args.device)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.1, patience=5)
     valid_x = torch.from_numpy(cnn_data.to_float(images[valid_rows]))[:, None]
@@ -224,7 +227,7 @@ def main(argv=None):
             if valid_loss < best:
                 best = valid_loss
                 torch.save({"state": model.state_dict(), "epoch": epoch, "valid_loss": valid_loss, "preprocessing": preprocessing,
-                            "sequences": data.sequences, "orientations": data.orientations}, checkpoint)
+                            "sequences": data.sequences, "orientations": data.orientations, "layers": layers}, checkpoint)
             if elapsed > args.minutes * 60:
                 break
     saved = torch.load(checkpoint)
