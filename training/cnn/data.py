@@ -1,4 +1,5 @@
 """Reads the slices that `mrsort dataset --images` writes (the CNN never sees DICOM itself)."""
+import dataclasses
 import json
 
 import numpy as np
@@ -19,6 +20,34 @@ def load(path):
     preprocessing = json.loads(meta["image_preprocessing"])
     # Stored as round(255 * value): see TrainingDataset.swift.
     return data, images, preprocessing
+
+
+def load_many(paths):
+    """Several datasets as one (e.g. corpora of two generator versions), for the CNN: slices and
+    labels concatenated, series renumbered, each study named after its file (`0-study_00001`) so
+    that the split by study keeps them apart. The metadata features are dropped (their columns
+    differ between corpora and the CNN does not read them)."""
+    if len(paths) == 1:
+        return load(paths[0])
+    parts = [load(path) for path in paths]
+    first, _, preprocessing = parts[0]
+    for path, (data, _, prep) in zip(paths, parts):
+        if prep != preprocessing or data.sequences != first.sequences or data.orientations != first.orientations:
+            raise ValueError(f"{path}: other preprocessing or classes than {paths[0]}")
+    offsets = np.cumsum([0] + [len(data.series_uids) for data, _, _ in parts[:-1]])
+    combined = dataclasses.replace(
+        first,
+        features=np.zeros((sum(len(data.sequence) for data, _, _ in parts), 0), dtype=np.float32),
+        sequence=np.concatenate([data.sequence for data, _, _ in parts]),
+        orientation=np.concatenate([data.orientation for data, _, _ in parts]),
+        series=np.concatenate([data.series + offset for (data, _, _), offset in zip(parts, offsets)]),
+        columns=[], vocabulary={},
+        series_uids=[uid for data, _, _ in parts for uid in data.series_uids],
+        series_dirs=[f"{i}-{d}" for i, (data, _, _) in enumerate(parts) for d in data.series_dirs],
+        series_vendors=[v for data, _, _ in parts for v in data.series_vendors],
+        series_subjects=[s for data, _, _ in parts for s in data.series_subjects],
+    )
+    return combined, np.concatenate([images for _, images, _ in parts]), preprocessing
 
 
 def to_float(images):

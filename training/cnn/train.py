@@ -99,7 +99,8 @@ def series_vote(series, predictions, n_series, n_classes):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", required=True, help="mrsort dataset --images file")
+    parser.add_argument("--train", required=True, nargs="+",
+                        help="mrsort dataset --images file(s); several are trained on as one, split by study")
     parser.add_argument("--out", required=True, help="exported model (safetensors)")
     parser.add_argument("--checkpoint", help="PyTorch state dict of the kept epoch (default: OUT.pt)")
     parser.add_argument("--log", required=True, help="per-epoch log (TSV)")
@@ -116,6 +117,8 @@ def main(argv=None):
     parser.add_argument("--width", type=float, default=1.0,
                         help="channels of every convolution, as a multiple of model.LAYERS (the Swift engine reads any)")
     parser.add_argument("--augment-intensity", action="store_true", help="also a random gamma, noise and mirror")
+    parser.add_argument("--init", metavar="CHECKPOINT",
+                        help="start from these weights (fine-tuning: a fresh log, epochs counted from 1)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from --checkpoint's weights (fresh optimiser state at --lr), appending to --log")
     args = parser.parse_args(argv)
@@ -124,7 +127,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    data, images, preprocessing = cnn_data.load(args.train)
+    data, images, preprocessing = cnn_data.load_many(args.train)
     n_seq, n_ori = len(data.sequences), len(data.orientations)
     scout = data.sequences.index("scout")
     # A scout's images lie in several planes: its series orientation says nothing about one image.
@@ -156,6 +159,8 @@ def main(argv=None):
     valid_o = torch.from_numpy(orientation[valid_rows])
     checkpoint = args.checkpoint or args.out + ".pt"
     best, first_epoch, offset = math.inf, 1, 0.0
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location=args.device)["state"])
     if args.resume:
         saved = torch.load(checkpoint)
         model.load_state_dict(saved["state"])
@@ -234,7 +239,7 @@ def main(argv=None):
     model.load_state_dict(saved["state"])
     model.cpu().eval()
     export.export(model, args.out, saved, provenance={"trained_epochs": str(saved["epoch"]),
-                                                      "training_data": args.train})
+                                                      "training_data": " ".join(args.train)})
     print(f"kept epoch {saved['epoch']} (validation loss {best:.4f}); wrote {args.out}")
 
 
