@@ -40,7 +40,7 @@ struct StudyContextTests {
                                            try Self.series(6, .t1IACPre), try Self.series(8, .perfusion)])
         #expect(settled.map(\.sequence) == [.t1IACPre, .t1IACPost, .t1IACPost, .perfusion])
         #expect(settled[2].rule == "study context: repeat of an earlier T1 acquisition of its kind and plane")
-        // Without such a pair, every T1 before the bolus is pre-contrast, as the models' answers aside.
+        // Without such a pair, every T1 before the bolus is pre-contrast, whatever the models read.
         let single = StudyContext.settle([try Self.series(4, .t1IACPre), try Self.series(5, .t1IACPost, axial: true),
                                           try Self.series(8, .perfusion)])
         #expect(single.map(\.sequence) == [.t1IACPre, .t1IACPre, .perfusion])

@@ -117,10 +117,11 @@ def main(argv=None):
     parser.add_argument("--width", type=float, default=1.0,
                         help="channels of every convolution, as a multiple of model.LAYERS (the Swift engine reads any)")
     parser.add_argument("--augment-intensity", action="store_true", help="also a random gamma, noise and mirror")
-    parser.add_argument("--init", metavar="CHECKPOINT",
-                        help="start from these weights (fine-tuning: a fresh log, epochs counted from 1)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from --checkpoint's weights (fresh optimiser state at --lr), appending to --log")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--init", metavar="CHECKPOINT",
+                       help="start from these weights (fine-tuning: a fresh log, epochs counted from 1)")
+    start.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint's weights (fresh optimiser state at --lr), appending to --log")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)

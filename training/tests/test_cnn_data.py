@@ -43,6 +43,30 @@ def test_dataset_images_reach_the_training_reader(corpus, mrsort, tmp_path):
     assert (per_slice_max == 1.0).mean() > 0.9
 
 
+def test_datasets_combine_for_training(corpus, mrsort, tmp_path):
+    out, _ = corpus
+    paths = []
+    for name in ("a", "b"):
+        path = str(tmp_path / f"{name}.safetensors")
+        subprocess.run([mrsort, "dataset", out, "--images", "--image-size", "48", "--max-images-per-series", "2",
+                        "--out", path], check=True, capture_output=True, text=True)
+        paths.append(path)
+    single, images, _ = cnn_data.load(paths[0])
+    both, both_images, preprocessing = cnn_data.load_many(paths)
+    n, n_series = len(single.sequence), len(single.series_uids)
+    assert both_images.shape == (2 * n, 48, 48) and preprocessing["size"] == 48
+    assert np.array_equal(both_images[n:], images) and np.array_equal(both.sequence[n:], single.sequence)
+    # The second file's series follow the first's; its studies stay apart in the split by study.
+    assert np.array_equal(both.series[n:], single.series + n_series)
+    assert len(set(both.series_study)) == 2 * len(set(single.series_study))
+    # Other preprocessing cannot be trained on together.
+    other = str(tmp_path / "c.safetensors")
+    subprocess.run([mrsort, "dataset", out, "--images", "--image-size", "32", "--max-images-per-series", "2",
+                    "--out", other], check=True, capture_output=True, text=True)
+    with pytest.raises(ValueError, match="other preprocessing"):
+        cnn_data.load_many([paths[0], other])
+
+
 def test_shipped_model_structure():
     if not os.path.exists(MODEL):
         pytest.skip("no shipped CNN (make cnn-model)")
