@@ -111,24 +111,21 @@ public struct SeriesClassifier: Sendable {
                 if case .success(let slice) = result { decoded.append(index); slices.append(slice) }
             }
             let predictions = cnn.predict(slices)
-            // Ties between the two models go to the forest's probabilities: its tree averages are
-            // calibrated, the CNN's softmax is not (summed, it would win nearly every tie).
-            var cnnSupport: [SequenceClass: Double] = [:], tieSupport: [SequenceClass: Double] = [:]
-            var both: [SequenceClass] = []
+            var cnnSupport: [SequenceClass: Double] = [:], forestImageSupport: [SequenceClass: Double] = [:]
             for prediction in predictions {
-                for (k, value) in prediction.sequenceProbabilities.enumerated() {
-                    cnnSupport[order[k], default: 0] += value
-                }
-                both.append(prediction.sequence)
+                for (k, value) in prediction.sequenceProbabilities.enumerated() { cnnSupport[order[k], default: 0] += value }
             }
             // The forest votes on every image given to the CNN; where the CNN read none of them, the
             // forest's vote over all images stands.
-            for index in decoded.isEmpty ? [] : chosen {
-                for (k, value) in forestByImage[index].enumerated() { tieSupport[forest.classes[k], default: 0] += value }
-                both.append(forestVotes[index])
+            let forestImages = decoded.isEmpty ? [] : chosen
+            for index in forestImages {
+                for (k, value) in forestByImage[index].enumerated() { forestImageSupport[forest.classes[k], default: 0] += value }
             }
             cnnVote = Vote(predictions.map(\.sequence), order: order, support: cnnSupport)
-            if let combined = Vote(both, order: order, support: tieSupport) { ensembleVote = combined }
+            if let combined = Vote.ensemble(forest: forestImages.map { forestVotes[$0] }, forestSupport: forestImageSupport,
+                                            cnn: predictions.map(\.sequence), cnnSupport: cnnSupport) {
+                ensembleVote = combined
+            }
             cnnOrientation = Vote(predictions.map(\.orientation), order: Orientation.allCases)
         }
         // Orientation: geometry where the images have it; else the CNN's head, except for scouts

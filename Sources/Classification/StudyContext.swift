@@ -37,15 +37,9 @@ public enum StudyContext {
         }
     }
 
-    /// Pre- and post-contrast twins, by pre-contrast class.
-    static let twins: [SequenceClass: SequenceClass] = [
-        .t1Pre: .t1Post, .t1IACPre: .t1IACPost, .t13DPre: .t13DPost, .vibePre: .vibePost,
-    ]
-    static let preOf: [SequenceClass: SequenceClass] = Dictionary(uniqueKeysWithValues: twins.map { ($1, $0) })
-
     /// The pre-contrast class of a T1-family class (itself when already pre), else nil.
     static func family(_ sequence: SequenceClass) -> SequenceClass? {
-        twins[sequence] != nil ? sequence : preOf[sequence]
+        sequence.isPostContrast ? sequence.contrastTwin : sequence.contrastTwin.map { _ in sequence }
     }
 
     /// Applies the rules to the series of one study and returns them with pre/post settled.
@@ -100,7 +94,7 @@ public enum StudyContext {
             let (lastPre, firstPost) = rerun ?? (0, 1)
             for (rank, position) in positions.enumerated() where rank <= lastPre || rank >= firstPost {
                 let index = order[position]
-                guard let pre = family(results[index].sequence), let post = twins[pre] else { continue }
+                guard let pre = family(results[index].sequence), let post = pre.contrastTwin else { continue }
                 let isPost = rank >= firstPost
                 // A repeat that both models read as pre-contrast is a repeat (motion, a second run),
                 // not the injection: the rule settles only what the models leave open.
@@ -135,7 +129,7 @@ public enum StudyContext {
         for (rank, (_, index)) in t1.enumerated() {
             let isPost = rank >= first
             guard results[index].sequence.isPostContrast != isPost, let pre = family(results[index].sequence),
-                  let twin = twins[pre] else { continue }
+                  let twin = pre.contrastTwin else { continue }
             relabel(&results[index], as: isPost ? twin : pre,
                     rule: "study context: post-contrast T1 follow pre-contrast ones (\(post) of \(open.count) read as post)")
         }
@@ -146,7 +140,7 @@ public enum StudyContext {
     private static func setContrast(_ results: inout [SeriesClassification], order: [Int], from: Int, before end: Int = .max,
                                     rule: (Int) -> String?) {
         for (position, index) in order.enumerated() where position >= from && position < end {
-            guard let pre = family(results[index].sequence), let post = twins[pre] else { continue }
+            guard let pre = family(results[index].sequence), let post = pre.contrastTwin else { continue }
             if let reason = rule(position) {
                 relabel(&results[index], as: post, rule: reason)
             } else {

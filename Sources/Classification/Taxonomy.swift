@@ -34,6 +34,22 @@ public enum SequenceClass: String, CaseIterable, Codable, Sendable, Hashable {
         default: false
         }
     }
+
+    /// The other class of a pre/post-contrast pair (t1_pre and t1_post, ...): the same acquisition
+    /// before or after the injection. Nil outside the T1 family.
+    public var contrastTwin: SequenceClass? {
+        switch self {
+        case .t1Pre: .t1Post
+        case .t1Post: .t1Pre
+        case .t1IACPre: .t1IACPost
+        case .t1IACPost: .t1IACPre
+        case .t13DPre: .t13DPost
+        case .t13DPost: .t13DPre
+        case .vibePre: .vibePost
+        case .vibePost: .vibePre
+        default: nil
+        }
+    }
 }
 
 /// Slice orientation of a series.

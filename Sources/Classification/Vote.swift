@@ -31,6 +31,26 @@ public struct Vote<Label: Hashable & Sendable>: Sendable {
     }
 }
 
+extension Vote where Label == SequenceClass {
+    /// The ensemble's series vote (Kasmanoff et al. 2022): the forest's and the CNN's per-image votes
+    /// counted together, two per image. Ties go to the forest's summed probabilities — its tree
+    /// averages are calibrated, the CNN's softmax is not (summed, it would win nearly every tie) —
+    /// except a tie between pre- and post-contrast twins, which goes to the CNN's: the twins' metadata
+    /// differ only in a ContrastBolusAgent the forest has already read; the enhancement is in the pixels.
+    public static func ensemble(forest: [SequenceClass], forestSupport: [SequenceClass: Double],
+                                cnn: [SequenceClass], cnnSupport: [SequenceClass: Double]) -> Vote? {
+        let votes = cnn + forest
+        guard let vote = Vote(votes, order: SequenceClass.allCases, support: forestSupport) else { return nil }
+        return vote.isTieBetweenContrastTwins ? Vote(votes, order: SequenceClass.allCases, support: cnnSupport) : vote
+    }
+
+    /// Whether the winner shares the most votes with its pre/post-contrast twin and with nothing else.
+    public var isTieBetweenContrastTwins: Bool {
+        guard let twin = winner.contrastTwin, let top = counts[winner], counts[twin] == top else { return false }
+        return counts.values.filter { $0 == top }.count == 2
+    }
+}
+
 extension RandomForest {
     /// The forest's series vote: one vote per image for its most probable class.
     public func vote(_ headers: [ImageHeader]) -> Vote<SequenceClass>? {

@@ -177,6 +177,11 @@ def main(argv=None):
         with open(args.log, "w") as log:
             log.write("epoch\tseconds\tlr\ttrain_loss\tvalid_loss\tvalid_image_sequence\tvalid_series_sequence\tvalid_image_orientation\n")
             log.writelines("\t".join(r) + "\n" for r in rows)
+    if args.resume:
+        # Fresh draws for the continued epochs: the start-of-run seeds would replay epoch 1's slices
+        # and augmentations.
+        rng = np.random.default_rng([args.seed, first_epoch])
+        generator.manual_seed(args.seed * 1000 + first_epoch)
     started = time.time()
     with open(args.log, "a" if args.resume else "w") as log:
         if not args.resume:
