@@ -35,8 +35,9 @@ extension Vote where Label == SequenceClass {
     /// The ensemble's series vote (Kasmanoff et al. 2022): the forest's and the CNN's per-image votes
     /// counted together, two per image. Ties go to the forest's summed probabilities — its tree
     /// averages are calibrated, the CNN's softmax is not (summed, it would win nearly every tie) —
-    /// except a tie between pre- and post-contrast twins, which goes to the CNN's: the twins' metadata
-    /// differ only in a ContrastBolusAgent the forest has already read; the enhancement is in the pixels.
+    /// except a tie between pre- and post-contrast twins, which goes to the CNN's: twins' metadata often
+    /// differ in nothing but a ContrastBolusAgent (left empty as often as not), while the enhancement
+    /// is in the pixels.
     public static func ensemble(forest: [SequenceClass], forestSupport: [SequenceClass: Double],
                                 cnn: [SequenceClass], cnnSupport: [SequenceClass: Double]) -> Vote? {
         let votes = cnn + forest
