@@ -116,6 +116,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=float, default=1.0,
                         help="channels of every convolution, as a multiple of model.LAYERS (the Swift engine reads any)")
+    parser.add_argument("--keep", choices=["loss", "accuracy"], default="loss",
+                        help="the epoch kept: lowest validation loss, or highest validation series accuracy")
     parser.add_argument("--augment-intensity", action="store_true", help="also a random gamma, noise and mirror")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="CHECKPOINT",
@@ -159,6 +161,9 @@ def main(argv=None):
     valid_s = torch.from_numpy(data.sequence[valid_rows])
     valid_o = torch.from_numpy(orientation[valid_rows])
     checkpoint = args.checkpoint or args.out + ".pt"
+    # The kept epoch's score, lower is better: the validation loss, or minus the series accuracy.
+    column = 4 if args.keep == "loss" else 6
+    sign = 1.0 if args.keep == "loss" else -1.0
     best, first_epoch, offset = math.inf, 1, 0.0
     if args.init:
         model.load_state_dict(torch.load(args.init, map_location=args.device)["state"])
@@ -166,13 +171,13 @@ def main(argv=None):
         saved = torch.load(checkpoint)
         model.load_state_dict(saved["state"])
         first_epoch = saved["epoch"] + 1
-        best = saved.get("valid_loss", math.inf)
+        best = saved.get("valid_loss", math.inf) if args.keep == "loss" else math.inf
         with open(args.log) as previous:
             rows = [line.split("\t") for line in previous.read().strip().splitlines()[1:]]
         # Epochs after the kept one are dropped from the log: training continues from the kept weights.
         rows = [r for r in rows if int(r[0]) < first_epoch]
         if rows and math.isinf(best):
-            best = float(rows[-1][4])
+            best = sign * float(rows[-1][column])  # the kept epoch's row
         offset = float(rows[-1][1]) if rows else 0.0
         with open(args.log, "w") as log:
             log.write("epoch\tseconds\tlr\ttrain_loss\tvalid_loss\tvalid_image_sequence\tvalid_series_sequence\tvalid_image_orientation\n")
@@ -235,8 +240,9 @@ def main(argv=None):
             log.write(line + "\n")
             log.flush()
             print(line, flush=True)
-            if valid_loss < best:
-                best = valid_loss
+            score = valid_loss if args.keep == "loss" else -series_seq
+            if score < best:
+                best = score
                 torch.save({"state": model.state_dict(), "epoch": epoch, "valid_loss": valid_loss, "preprocessing": preprocessing,
                             "sequences": data.sequences, "orientations": data.orientations, "layers": layers}, checkpoint)
             if elapsed > args.minutes * 60:
@@ -246,7 +252,7 @@ def main(argv=None):
     model.cpu().eval()
     export.export(model, args.out, saved, provenance={"trained_epochs": str(saved["epoch"]),
                                                       "training_data": " ".join(args.train)})
-    print(f"kept epoch {saved['epoch']} (validation loss {best:.4f}); wrote {args.out}")
+    print(f"kept epoch {saved['epoch']} (validation {args.keep} {sign * best:.4f}); wrote {args.out}")
 
 
 if __name__ == "__main__":
