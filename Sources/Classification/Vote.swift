@@ -29,21 +29,47 @@ public struct Vote<Label: Hashable & Sendable>: Sendable {
         self.counts = counts
         self.confidence = Double(counts[winner]!) / Double(votes.count)
     }
+
+    /// The same votes with `label` as the winner (its share as the confidence): for a decision
+    /// that the counts alone do not settle.
+    func won(by label: Label) -> Vote {
+        let total = counts.values.reduce(0, +)
+        return Vote(winner: label, confidence: Double(counts[label] ?? 0) / Double(total), counts: counts)
+    }
+
+    private init(winner: Label, confidence: Double, counts: [Label: Int]) {
+        (self.winner, self.confidence, self.counts) = (winner, confidence, counts)
+    }
 }
 
 extension Vote where Label == SequenceClass {
     /// The ensemble's series vote (Kasmanoff et al. 2022): the forest's and the CNN's per-image votes
     /// counted together, two per image. Ties go to the forest's summed probabilities — its tree
-    /// averages are calibrated, the CNN's softmax is not (summed, it would win nearly every tie) —
-    /// except a tie between pre- and post-contrast twins, which goes to the CNN's: twins' metadata often
-    /// differ in nothing but a ContrastBolusAgent (left empty as often as not), while the enhancement
-    /// is in the pixels.
+    /// averages are calibrated, the CNN's softmax is not (summed, it would win nearly every tie).
+    ///
+    /// Pre- and post-contrast twins are the exception: their metadata often differ in nothing but a
+    /// ContrastBolusAgent (left empty as often as not), while the enhancement is in the pixels. So
+    /// the CNN's summed probabilities choose between the winner and its twin when the two tie, and
+    /// when the forest itself cannot tell them apart — at least `twinDoubt` of its probability for
+    /// the pair on the twin — since its votes then say which pair, not which twin. The twin must have
+    /// at least one image's vote: a class no image voted for is not chosen. Its share of the votes,
+    /// below one half, is then the confidence, so such a series goes to review at the default
+    /// threshold.
     public static func ensemble(forest: [SequenceClass], forestSupport: [SequenceClass: Double],
                                 cnn: [SequenceClass], cnnSupport: [SequenceClass: Double]) -> Vote? {
         let votes = cnn + forest
         guard let vote = Vote(votes, order: SequenceClass.allCases, support: forestSupport) else { return nil }
-        return vote.isTieBetweenContrastTwins ? Vote(votes, order: SequenceClass.allCases, support: cnnSupport) : vote
+        if vote.isTieBetweenContrastTwins { return Vote(votes, order: SequenceClass.allCases, support: cnnSupport) }
+        guard let twin = vote.winner.contrastTwin else { return vote }
+        let (forestWinner, forestTwin) = (forestSupport[vote.winner] ?? 0, forestSupport[twin] ?? 0)
+        let forestDoubts = forestWinner + forestTwin > 0 && forestTwin / (forestWinner + forestTwin) >= twinDoubt
+        let cnnPrefersTwin = vote.counts[twin, default: 0] > 0 && cnnSupport[twin, default: 0] > cnnSupport[vote.winner, default: 0]
+        return forestDoubts && cnnPrefersTwin ? vote.won(by: twin) : vote
     }
+
+    /// The twin's least share of the forest's summed probability for a pre/post-contrast pair at
+    /// which the forest is taken not to tell the twins apart (0.5 is an even split).
+    public static let twinDoubt = 0.4
 
     /// Whether the winner shares the most votes with its pre/post-contrast twin and with nothing else.
     public var isTieBetweenContrastTwins: Bool {

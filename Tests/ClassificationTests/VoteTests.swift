@@ -44,6 +44,31 @@ struct VoteTests {
                               cnnSupport: [.t1Post: 1.9])?.winner == .t1Pre)
     }
 
+    @Test("Where the forest cannot tell twins apart, the CNN chooses between them")
+    func forestInDoubtBetweenTwins() throws {
+        // Forest post-contrast on all four images but nearly even between the twins; the CNN reads
+        // three images as pre-contrast and one as a 3D T1, so the forest's class has the majority.
+        let cnn: [SequenceClass] = [.t1Pre, .t1Pre, .t1Pre, .t13DPre]
+        let cnnSupport: [SequenceClass: Double] = [.t1Pre: 2.7, .t1Post: 0.3, .t13DPre: 1.0]
+        let doubt = try #require(Vote.ensemble(forest: Array(repeating: .t1Post, count: 4),
+                                               forestSupport: [.t1Post: 2.2, .t1Pre: 1.8], cnn: cnn, cnnSupport: cnnSupport))
+        #expect(doubt.winner == .t1Pre)
+        #expect(doubt.confidence == 3.0 / 8.0)
+        #expect(doubt.counts == [.t1Post: 4, .t1Pre: 3, .t13DPre: 1])
+        // A forest sure of its twin keeps it; so does a CNN that leans the forest's way.
+        #expect(Vote.ensemble(forest: Array(repeating: .t1Post, count: 4), forestSupport: [.t1Post: 3.6, .t1Pre: 0.4],
+                              cnn: cnn, cnnSupport: cnnSupport)?.winner == .t1Post)
+        #expect(Vote.ensemble(forest: Array(repeating: .t1Post, count: 4), forestSupport: [.t1Post: 2.2, .t1Pre: 1.8],
+                              cnn: cnn, cnnSupport: [.t1Pre: 1.0, .t1Post: 2.0, .t13DPre: 1.0])?.winner == .t1Post)
+        // A twin that no image voted for is not chosen.
+        #expect(Vote.ensemble(forest: Array(repeating: .t1Post, count: 4), forestSupport: [.t1Post: 2.2, .t1Pre: 1.8],
+                              cnn: Array(repeating: .t13DPre, count: 4),
+                              cnnSupport: [.t1Pre: 1.5, .t13DPre: 2.5])?.winner == .t1Post)
+        // Classes without a twin are left to the counts.
+        #expect(Vote.ensemble(forest: [.flair, .flair], forestSupport: [.flair: 1.0, .flair3D: 1.0],
+                              cnn: [.flair3D, .t2], cnnSupport: [.flair3D: 1.5, .t2: 0.5])?.winner == .flair)
+    }
+
     @Test func twinsArePairs() {
         for sequence in SequenceClass.allCases {
             guard let twin = sequence.contrastTwin else { continue }
