@@ -41,7 +41,7 @@ struct SeriesHandler: Sendable {
     func handle(_ files: [TrackedFile], decided: SeriesDecision?, classify: ([ImageHeader]) -> SeriesClassification?) -> Result? {
         let headers = files.flatMap(\.headers)
         guard let classification = decided?.classification ?? classify(headers) else { return nil }
-        let review = decided?.review ?? (rule.minimumConfidence > 0 && classification.confidence < rule.minimumConfidence)
+        let review = decided?.review ?? classification.needsReview(minimumConfidence: rule.minimumConfidence)
         var result = Result(
             decision: SeriesDecision(time: Date(), rule: rule.name, classification: classification, folders: decided?.folders ?? [],
                                      correctedBy: decided?.correctedBy, review: review),

@@ -105,3 +105,29 @@ public struct ModelScores: Sendable, Codable, Equatable {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
     }
 }
+
+/// The ensemble's answers split at a minimum confidence: the series it would act on and those it
+/// would send to review, with how many of each are right.
+public struct ConfidenceSplit: Sendable, Codable, Equatable {
+    public var minimumConfidence: Double
+    /// Series at or above the minimum, and how many of them are right.
+    public var confident: Int
+    public var confidentCorrect: Int
+    /// Series below the minimum (review), and how many of them are right.
+    public var review: Int
+    public var reviewCorrect: Int
+
+    /// Splits the pairs (label, answer with its confidence) at `minimumConfidence`.
+    public init(minimumConfidence: Double, pairs: [(truth: SequenceClass, answer: SeriesClassification)]) {
+        let review = pairs.filter { $0.answer.needsReview(minimumConfidence: minimumConfidence) }
+        let confident = pairs.filter { !$0.answer.needsReview(minimumConfidence: minimumConfidence) }
+        self.minimumConfidence = minimumConfidence
+        self.confident = confident.count
+        self.confidentCorrect = confident.filter { $0.truth == $0.answer.sequence }.count
+        self.review = review.count
+        self.reviewCorrect = review.filter { $0.truth == $0.answer.sequence }.count
+    }
+
+    /// Share of the confident series that are right (0 when there are none).
+    public var confidentAccuracy: Double { confident == 0 ? 0 : Double(confidentCorrect) / Double(confident) }
+}

@@ -38,6 +38,15 @@ public struct SeriesClassification: Sendable, Codable, Equatable {
         public var sequence: SequenceClass
         public var confidence: Double
     }
+
+    /// The shipped configuration's `minimum_confidence`: a series whose vote is weaker goes to review.
+    public static let defaultMinimumConfidence = 0.5
+
+    /// Whether the vote is too weak to act on without a person: confidence below the minimum
+    /// (a minimum of 0 turns the check off).
+    public func needsReview(minimumConfidence: Double) -> Bool {
+        minimumConfidence > 0 && confidence < minimumConfidence
+    }
 }
 
 /// Classifies series from their image headers with the models mrsort ships: the metadata forest

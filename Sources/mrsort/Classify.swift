@@ -18,7 +18,9 @@ struct Classify: ParsableCommand {
         Within a study, T1 series acquired after the contrast are post-contrast: after a perfusion \
         series, from the first series naming a ContrastBolusAgent on, the later of two T1 of one kind \
         in one plane (not a variable-flip-angle T1 map, which precedes the contrast), and, where the models' answers break the order, the last ones in acquisition order, as many \
-        as the models read as post. Files that are not DICOM are listed as skipped.
+        as the models read as post. A confidence below --minimum-confidence (the default \
+        configuration's, at which the agent sends a series to review) is marked `low`. Files that \
+        are not DICOM are listed as skipped.
         """
     )
 
@@ -34,6 +36,9 @@ struct Classify: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Settle pre/post-contrast T1 from the order of the study's series.")
     var studyContext = true
 
+    @Option(help: "Confidence below this is marked low: the agent sends such a series to review (0: never).")
+    var minimumConfidence = SeriesClassification.defaultMinimumConfidence
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -42,6 +47,11 @@ struct Classify: ParsableCommand {
 
     func validate() throws {
         if json && csv { throw ValidationError("--json and --csv exclude each other") }
+        try Self.validateMinimumConfidence(minimumConfidence)
+    }
+
+    static func validateMinimumConfidence(_ value: Double) throws {
+        guard (0...1).contains(value) else { throw ValidationError("--minimum-confidence must lie between 0 and 1, not \(value)") }
     }
 
     func run() throws {
@@ -58,20 +68,22 @@ struct Classify: ParsableCommand {
         }
         let results = classifier.classify(images: headers, studyContext: studyContext)
         if json {
-            struct Report: Encodable { let series: [SeriesClassification]; let skipped: [FileFailure] }
+            struct Report: Encodable { let minimumConfidence: Double; let series: [Row]; let skipped: [FileFailure] }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(Report(series: results, skipped: skipped)), as: UTF8.self))
+            let rows = results.map { Row(classification: $0, lowConfidence: $0.needsReview(minimumConfidence: minimumConfidence)) }
+            let report = Report(minimumConfidence: minimumConfidence, series: rows, skipped: skipped)
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
             return
         }
         if csv {
-            print("study_uid,series_uid,series_number,series_description,images,sequence,orientation,confidence,forest_sequence,forest_confidence,cnn_sequence,cnn_confidence,orientation_source,rule")
+            print("study_uid,series_uid,series_number,series_description,images,sequence,orientation,confidence,forest_sequence,forest_confidence,cnn_sequence,cnn_confidence,orientation_source,rule,low_confidence")
             for r in results {
                 let cnn: [String] = [r.cnn?.sequence.rawValue ?? "", r.cnn.map { String(format: "%.3f", $0.confidence) } ?? ""]
                 let fields: [String] = [r.studyInstanceUID, r.seriesInstanceUID, r.seriesNumber.map(String.init) ?? "", r.seriesDescription ?? "",
                                         String(r.images), r.sequence.rawValue, r.orientation.rawValue, String(format: "%.3f", r.confidence),
                                         r.forest.sequence.rawValue, String(format: "%.3f", r.forest.confidence)]
-                    + cnn + [r.orientationSource.rawValue, r.rule ?? ""]
+                    + cnn + [r.orientationSource.rawValue, r.rule ?? "", r.needsReview(minimumConfidence: minimumConfidence) ? "1" : "0"]
                 print(fields.map(Self.csvField).joined(separator: ","))
             }
             for failure in skipped { FileHandle.standardError.write(Data("skipped \(failure.path): \(failure.reason)\n".utf8)) }
@@ -83,11 +95,26 @@ struct Classify: ParsableCommand {
             let cnn = r.cnn.map { "\($0.sequence.rawValue) \(String(format: "%.2f", $0.confidence))" } ?? "-"
             return [String(r.studyInstanceUID.suffix(12)), r.seriesNumber.map(String.init) ?? "-",
                     String((r.seriesDescription ?? "").prefix(32)), String(r.images), r.sequence.rawValue,
-                    r.orientation.rawValue + Self.orientationMark(r.orientationSource), String(format: "%.2f", r.confidence),
+                    r.orientation.rawValue + Self.orientationMark(r.orientationSource),
+                    String(format: "%.2f", r.confidence) + (r.needsReview(minimumConfidence: minimumConfidence) ? " low" : ""),
                     forest, cnn, r.rule ?? ""]
         }
         print(TextTable(header: header, rows: rows).render())
         for failure in skipped { print("skipped \(failure.path): \(failure.reason)") }
+    }
+
+    /// A series of the JSON report: the classification's fields and whether its confidence is low.
+    struct Row: Encodable {
+        let classification: SeriesClassification
+        let lowConfidence: Bool
+
+        private enum CodingKeys: String, CodingKey { case lowConfidence }
+
+        func encode(to encoder: Encoder) throws {
+            try classification.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(lowConfidence, forKey: .lowConfidence)
+        }
     }
 
     /// `?`: no geometry and no model answer; `*`: from the CNN, not from geometry.

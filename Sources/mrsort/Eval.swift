@@ -13,7 +13,9 @@ struct Eval: ParsableCommand {
         apart (--include-phantoms scores them with the rest), and series whose `pixels` are \
         `synthetic` are left out of the CNN's figures. With --out, confusion matrices are written \
         as SVG (confusion-forest.svg, confusion-cnn.svg, confusion-ensemble.svg) with \
-        misclassified.csv (every series any model got wrong, with both models' answers).
+        misclassified.csv (every series any model got wrong, with both models' answers). The \
+        ensemble's series below --minimum-confidence, which the agent sends to review, are counted \
+        apart as well: how many, how many of them are right, and the accuracy of the rest.
         """
     )
 
@@ -35,11 +37,18 @@ struct Eval: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Settle pre/post-contrast T1 from the order of the study's series.")
     var studyContext = true
 
+    @Option(help: "Series whose ensemble confidence is below this are counted apart, as the agent sends them to review (0: none).")
+    var minimumConfidence = SeriesClassification.defaultMinimumConfidence
+
     @Flag(help: "Score phantom series (labels' `subject` column) with the rest instead of apart.")
     var includePhantoms = false
 
     @Flag(help: "Print JSON.")
     var json = false
+
+    func validate() throws {
+        try Classify.validateMinimumConfidence(minimumConfidence)
+    }
 
     func run() throws {
         let labelled = try SeriesLabels(contentsOf: labels)
@@ -61,6 +70,7 @@ struct Eval: ParsableCommand {
             forest: ModelScores(model: "forest", pairs: pairs.map { ($0.row.sequence, $0.result.forest.sequence) }),
             cnn: classifier.cnn == nil ? nil : ModelScores(model: "cnn", pairs: pairs.filter(\.row.hasRealPixels).map { ($0.row.sequence, $0.result.cnn?.sequence) }),
             ensemble: ModelScores(model: "ensemble", pairs: pairs.map { ($0.row.sequence, $0.result.sequence) }),
+            confidence: ConfidenceSplit(minimumConfidence: minimumConfidence, pairs: pairs.map { ($0.row.sequence, $0.result) }),
             orientationSeries: pairs.filter { $0.row.orientation != nil }.count,
             orientationAccuracy: Self.share(pairs.filter { $0.row.orientation != nil }) { $0.row.orientation == $0.result.orientation },
             phantoms: phantoms.isEmpty ? nil : PhantomScores(
@@ -136,6 +146,8 @@ struct Eval: ParsableCommand {
         let forest: ModelScores
         let cnn: ModelScores?
         let ensemble: ModelScores
+        /// The ensemble's answers split at the minimum confidence (review).
+        let confidence: ConfidenceSplit
         let orientationSeries: Int
         let orientationAccuracy: Double
         let phantoms: PhantomScores?
@@ -157,6 +169,9 @@ struct Eval: ParsableCommand {
             rows.append(["weighted avg", String(ensemble.series)] + models.flatMap { [f($0.weightedPrecision), f($0.weightedRecall), f($0.weightedF1)] })
             var text = TextTable(header: header, rows: rows).render()
             text += "\n\nsequence accuracy: " + models.map { "\($0.model) \(String(format: "%.3f", $0.accuracy)) (\($0.series) series)" }.joined(separator: ", ")
+            text += String(format: "\nensemble below confidence %.2f (review): %d series, %d of them right; accuracy of the other %d: %.3f",
+                           confidence.minimumConfidence, confidence.review, confidence.reviewCorrect, confidence.confident,
+                           confidence.confidentAccuracy)
             text += "\norientation accuracy: \(String(format: "%.3f", orientationAccuracy)) (\(orientationSeries) series)"
             if let phantoms {
                 text += "\nphantoms (reported apart, labelled other): " + [("forest", phantoms.forest), ("cnn", phantoms.cnn), ("ensemble", phantoms.ensemble)]

@@ -58,4 +58,27 @@ struct EvaluationTests {
         let real = try SeriesLabels(contentsOf: Paths.realData + "/labels.csv").rows.filter(\.isPhantom)
         #expect(!real.isEmpty && real.allSatisfy { $0.sequence == .other })
     }
+
+    @Test("Series below the minimum confidence are counted apart, as the agent sends them to review")
+    func confidenceSplit() {
+        func answer(_ sequence: SequenceClass, _ confidence: Double) -> SeriesClassification {
+            let vote = SeriesClassification.ModelVote(sequence: sequence, confidence: confidence)
+            return SeriesClassification(studyInstanceUID: "1.2", seriesInstanceUID: "1.2.\(confidence)", seriesNumber: nil,
+                                        seriesDescription: nil, images: 4, sequence: sequence, orientation: .axial,
+                                        confidence: confidence, orientationSource: .geometry, forest: vote, rule: nil)
+        }
+        let pairs: [(truth: SequenceClass, answer: SeriesClassification)] = [
+            (.t1Pre, answer(.t1Pre, 1.0)), (.t1Pre, answer(.t1Post, 0.9)), (.t1Post, answer(.t1Post, 0.5)),
+            (.vibePre, answer(.vibePost, 0.47)), (.t1IACPost, answer(.t1IACPost, 0.25)),
+        ]
+        let split = ConfidenceSplit(minimumConfidence: 0.5, pairs: pairs)
+        // 0.5 itself is confident: the agent's review takes confidence strictly below the minimum.
+        #expect(split.confident == 3 && split.confidentCorrect == 2)
+        #expect(split.review == 2 && split.reviewCorrect == 1)
+        #expect(abs(split.confidentAccuracy - 2.0 / 3.0) < 1e-12)
+        // A minimum of 0 sends nothing to review.
+        let none = ConfidenceSplit(minimumConfidence: 0, pairs: pairs)
+        #expect(none.review == 0 && none.confident == 5 && none.confidentCorrect == 3)
+        #expect(answer(.t1Pre, 0.49).needsReview(minimumConfidence: SeriesClassification.defaultMinimumConfidence))
+    }
 }
