@@ -50,6 +50,17 @@ public enum SequenceClass: String, CaseIterable, Codable, Sendable, Hashable {
         default: nil
         }
     }
+
+    /// The class whose headers can be the same as this one's, so that only the pixels tell the two
+    /// apart: the pre/post-contrast twin (the ContrastBolusAgent is left empty as often as not), or
+    /// SWI and its magnitude image (GE's SWAN writes both alike). Nil for the other classes.
+    public var headerTwin: SequenceClass? {
+        switch self {
+        case .swi: .swiMagnitude
+        case .swiMagnitude: .swi
+        default: contrastTwin
+        }
+    }
 }
 
 /// Slice orientation of a series.

@@ -24,7 +24,7 @@ struct VoteTests {
                                               cnn: [.t2, .t2], cnnSupport: [.t2: 1.9, .flair: 0.1]))
         #expect(vote.winner == .flair)
         #expect(vote.confidence == 0.5)
-        #expect(!vote.isTieBetweenContrastTwins)
+        #expect(!vote.isTieBetweenHeaderTwins)
     }
 
     @Test("A tie between pre- and post-contrast twins goes to the CNN's probabilities")
@@ -33,12 +33,12 @@ struct VoteTests {
                                               cnn: [.vibePost, .vibePost], cnnSupport: [.vibePost: 1.7, .vibePre: 0.3]))
         #expect(vote.winner == .vibePost)
         #expect(vote.confidence == 0.5)
-        #expect(vote.isTieBetweenContrastTwins)
+        #expect(vote.isTieBetweenHeaderTwins)
         // Not a twin tie: one twin and another kind of T1, or a third class just as strong.
         #expect(Vote.ensemble(forest: [.t1Pre, .t1Pre], forestSupport: [.t1Pre: 2], cnn: [.t13DPost, .t13DPost],
                               cnnSupport: [.t13DPost: 2])?.winner == .t1Pre)
         #expect(Vote.ensemble(forest: [.t1Pre, .t1Pre], forestSupport: [.t1Pre: 2], cnn: [.t1Post, .t1Post, .flair, .flair],
-                              cnnSupport: [.t1Post: 2, .flair: 2])?.isTieBetweenContrastTwins == false)
+                              cnnSupport: [.t1Post: 2, .flair: 2])?.isTieBetweenHeaderTwins == false)
         // A majority stands whatever the supports.
         #expect(Vote.ensemble(forest: [.t1Pre, .t1Pre], forestSupport: [.t1Pre: 2], cnn: [.t1Post, .t1Pre],
                               cnnSupport: [.t1Post: 1.9])?.winner == .t1Pre)
@@ -64,6 +64,10 @@ struct VoteTests {
         #expect(Vote.ensemble(forest: Array(repeating: .t1Post, count: 4), forestSupport: [.t1Post: 2.2, .t1Pre: 1.8],
                               cnn: Array(repeating: .t13DPre, count: 4),
                               cnnSupport: [.t1Pre: 1.5, .t13DPre: 2.5])?.winner == .t1Post)
+        // SWI and its magnitude image are header twins too (GE's SWAN writes both alike).
+        #expect(Vote.ensemble(forest: Array(repeating: .swi, count: 4), forestSupport: [.swi: 2.1, .swiMagnitude: 1.9],
+                              cnn: [.swiMagnitude, .swiMagnitude, .swiMagnitude, .swiMIP],
+                              cnnSupport: [.swiMagnitude: 2.8, .swi: 0.2, .swiMIP: 1.0])?.winner == .swiMagnitude)
         // Classes without a twin are left to the counts.
         #expect(Vote.ensemble(forest: [.flair, .flair], forestSupport: [.flair: 1.0, .flair3D: 1.0],
                               cnn: [.flair3D, .t2], cnnSupport: [.flair3D: 1.5, .t2: 0.5])?.winner == .flair)
@@ -76,6 +80,12 @@ struct VoteTests {
             #expect(twin.isPostContrast != sequence.isPostContrast)
         }
         #expect(SequenceClass.allCases.filter(\.isPostContrast).allSatisfy { $0.contrastTwin != nil })
+        for sequence in SequenceClass.allCases {
+            guard let twin = sequence.headerTwin else { continue }
+            #expect(twin.headerTwin == sequence)
+        }
+        #expect(SequenceClass.swi.headerTwin == .swiMagnitude && SequenceClass.t1Pre.headerTwin == .t1Post)
+        #expect(SequenceClass.swiPhase.headerTwin == nil)
     }
 
     @Test func noVotes() {
