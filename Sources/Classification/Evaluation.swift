@@ -120,12 +120,12 @@ public struct ConfidenceSplit: Sendable, Codable, Equatable {
     /// Splits the pairs (label, answer with its confidence) at `minimumConfidence`.
     public init(minimumConfidence: Double, pairs: [(truth: SequenceClass, answer: SeriesClassification)]) {
         let review = pairs.filter { $0.answer.needsReview(minimumConfidence: minimumConfidence) }
-        let confident = pairs.filter { !$0.answer.needsReview(minimumConfidence: minimumConfidence) }
+        let correct = pairs.filter { $0.truth == $0.answer.sequence }.count
         self.minimumConfidence = minimumConfidence
-        self.confident = confident.count
-        self.confidentCorrect = confident.filter { $0.truth == $0.answer.sequence }.count
         self.review = review.count
         self.reviewCorrect = review.filter { $0.truth == $0.answer.sequence }.count
+        self.confident = pairs.count - self.review
+        self.confidentCorrect = correct - self.reviewCorrect
     }
 
     /// Share of the confident series that are right (0 when there are none).

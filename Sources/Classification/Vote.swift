@@ -52,10 +52,9 @@ extension Vote where Label == SequenceClass {
     /// enhancement, the venous filtering). So the CNN's summed probabilities choose between the
     /// winner and its twin when the two tie, and when the forest itself cannot tell them apart — at
     /// least `twinDoubt` of its probability for the pair on the twin — since its votes then say
-    /// which pair, not which twin. The twin must have
-    /// at least one image's vote: a class no image voted for is not chosen. Its share of the votes,
-    /// below one half, is then the confidence, so such a series goes to review at the default
-    /// threshold.
+    /// which pair, not which twin. The twin must have at least one image's vote: a class no image
+    /// voted for is not chosen. Its share of the votes, below one half, is then the confidence, so
+    /// such a series goes to review at the default threshold.
     public static func ensemble(forest: [SequenceClass], forestSupport: [SequenceClass: Double],
                                 cnn: [SequenceClass], cnnSupport: [SequenceClass: Double]) -> Vote? {
         let votes = cnn + forest
