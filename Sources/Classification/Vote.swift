@@ -47,10 +47,11 @@ extension Vote where Label == SequenceClass {
     /// counted together, two per image. Ties go to the forest's summed probabilities — its tree
     /// averages are calibrated, the CNN's softmax is not (summed, it would win nearly every tie).
     ///
-    /// Classes whose headers can be alike (`SequenceClass.headerTwin`: pre- and post-contrast twins,
-    /// SWI and its magnitude image) are the exception: what tells them apart is in the pixels (the
-    /// enhancement, the venous filtering). So the CNN's summed probabilities choose between the
-    /// winner and its twin when the two tie, and when the forest itself cannot tell them apart — at
+    /// Classes whose headers can be alike (`SequenceClass.headerTwins`: pre- and post-contrast twins,
+    /// SWI and its magnitude image, 2D and IAC T1) are the exception: what tells them apart is in the
+    /// pixels (the enhancement, the venous filtering, the field of view). So the CNN's summed
+    /// probabilities choose between the winner and a twin when the two tie, and when the forest
+    /// itself cannot tell them apart — at
     /// least `twinDoubt` of its probability for the pair on the twin — since its votes then say
     /// which pair, not which twin. The twin must have at least one image's vote: a class no image
     /// voted for is not chosen. Its share of the votes, below one half, is then the confidence, so
@@ -60,21 +61,25 @@ extension Vote where Label == SequenceClass {
         let votes = cnn + forest
         guard let vote = Vote(votes, order: SequenceClass.allCases, support: forestSupport) else { return nil }
         if vote.isTieBetweenHeaderTwins { return Vote(votes, order: SequenceClass.allCases, support: cnnSupport) }
-        guard let twin = vote.winner.headerTwin else { return vote }
-        let (forestWinner, forestTwin) = (forestSupport[vote.winner] ?? 0, forestSupport[twin] ?? 0)
-        let forestDoubts = forestWinner + forestTwin > 0 && forestTwin / (forestWinner + forestTwin) >= twinDoubt
-        let cnnPrefersTwin = vote.counts[twin, default: 0] > 0 && cnnSupport[twin, default: 0] > cnnSupport[vote.winner, default: 0]
-        return forestDoubts && cnnPrefersTwin ? vote.won(by: twin) : vote
+        let doubted = vote.winner.headerTwins.filter { twin in
+            let (forestWinner, forestTwin) = (forestSupport[vote.winner] ?? 0, forestSupport[twin] ?? 0)
+            let forestDoubts = forestWinner + forestTwin > 0 && forestTwin / (forestWinner + forestTwin) >= twinDoubt
+            let cnnPrefersTwin = vote.counts[twin, default: 0] > 0 && cnnSupport[twin, default: 0] > cnnSupport[vote.winner, default: 0]
+            return forestDoubts && cnnPrefersTwin
+        }
+        // Of several such twins (2D and IAC T1), the one the CNN supports most.
+        guard let twin = doubted.max(by: { cnnSupport[$0, default: 0] < cnnSupport[$1, default: 0] }) else { return vote }
+        return vote.won(by: twin)
     }
 
     /// The twin's least share of the forest's summed probability for a pair of header twins at
     /// which the forest is taken not to tell the twins apart (0.5 is an even split).
     public static let twinDoubt = 0.4
 
-    /// Whether the winner shares the most votes with its header twin and with nothing else.
+    /// Whether the winner shares the most votes with one of its header twins and with nothing else.
     public var isTieBetweenHeaderTwins: Bool {
-        guard let twin = winner.headerTwin, let top = counts[winner], counts[twin] == top else { return false }
-        return counts.values.filter { $0 == top }.count == 2
+        guard let top = counts[winner], counts.values.filter({ $0 == top }).count == 2 else { return false }
+        return winner.headerTwins.contains { counts[$0] == top }
     }
 }
 

@@ -64,6 +64,16 @@ struct VoteTests {
         #expect(Vote.ensemble(forest: Array(repeating: .t1Post, count: 4), forestSupport: [.t1Post: 2.2, .t1Pre: 1.8],
                               cnn: Array(repeating: .t13DPre, count: 4),
                               cnnSupport: [.t1Pre: 1.5, .t13DPre: 2.5])?.winner == .t1Post)
+        // 2D and IAC T1 are header twins, before and after contrast: ties go to the CNN, here a
+        // forest 2D T1 pre-contrast against a CNN IAC T1 post-contrast.
+        let iac = try #require(Vote.ensemble(forest: [.t1Pre, .t1Pre], forestSupport: [.t1Pre: 1.5, .t1IACPost: 0.3],
+                                             cnn: [.t1IACPost, .t1IACPost], cnnSupport: [.t1IACPost: 1.6, .t1Pre: 0.2]))
+        #expect(iac.winner == .t1IACPost && iac.isTieBetweenHeaderTwins)
+        // Of two doubted twins, the one the CNN supports most.
+        #expect(Vote.ensemble(forest: Array(repeating: .t1Post, count: 4),
+                              forestSupport: [.t1Post: 1.6, .t1Pre: 1.2, .t1IACPost: 1.2],
+                              cnn: [.t1Pre, .t1IACPost, .t1IACPost, .flair],
+                              cnnSupport: [.t1Pre: 1.0, .t1IACPost: 1.9, .flair: 1.0, .t1Post: 0.1])?.winner == .t1IACPost)
         // SWI and its magnitude image are header twins too (GE's SWAN writes both alike).
         #expect(Vote.ensemble(forest: Array(repeating: .swi, count: 4), forestSupport: [.swi: 2.1, .swiMagnitude: 1.9],
                               cnn: [.swiMagnitude, .swiMagnitude, .swiMagnitude, .swiMIP],
@@ -81,11 +91,13 @@ struct VoteTests {
         }
         #expect(SequenceClass.allCases.filter(\.isPostContrast).allSatisfy { $0.contrastTwin != nil })
         for sequence in SequenceClass.allCases {
-            guard let twin = sequence.headerTwin else { continue }
-            #expect(twin.headerTwin == sequence)
+            #expect(!sequence.headerTwins.contains(sequence))
+            for twin in sequence.headerTwins { #expect(twin.headerTwins.contains(sequence)) }
+            if let twin = sequence.contrastTwin { #expect(sequence.headerTwins.contains(twin)) }
         }
-        #expect(SequenceClass.swi.headerTwin == .swiMagnitude && SequenceClass.t1Pre.headerTwin == .t1Post)
-        #expect(SequenceClass.swiPhase.headerTwin == nil)
+        #expect(SequenceClass.swi.headerTwins == [.swiMagnitude] && SequenceClass.t13DPre.headerTwins == [.t13DPost])
+        #expect(Set(SequenceClass.t1Pre.headerTwins) == [.t1Post, .t1IACPre, .t1IACPost])
+        #expect(SequenceClass.swiPhase.headerTwins.isEmpty)
     }
 
     @Test func noVotes() {
