@@ -51,11 +51,10 @@ extension Vote where Label == SequenceClass {
     /// SWI and its magnitude image, 2D and IAC T1) are the exception: what tells them apart is in the
     /// pixels (the enhancement, the venous filtering, the field of view). So the CNN's summed
     /// probabilities choose between the winner and a twin when the two tie, and when the forest
-    /// itself cannot tell them apart — at
-    /// least `twinDoubt` of its probability for the pair on the twin — since its votes then say
-    /// which pair, not which twin. The twin must have at least one image's vote: a class no image
-    /// voted for is not chosen. Its share of the votes, below one half, is then the confidence, so
-    /// such a series goes to review at the default threshold.
+    /// itself cannot tell them apart — at least `twinDoubt` of its probability for the pair on the
+    /// twin — since its votes then say which pair, not which twin. The twin must have at least one
+    /// image's vote: a class no image voted for is not chosen. Its share of the votes, below one
+    /// half, is then the confidence, so such a series goes to review at the default threshold.
     public static func ensemble(forest: [SequenceClass], forestSupport: [SequenceClass: Double],
                                 cnn: [SequenceClass], cnnSupport: [SequenceClass: Double]) -> Vote? {
         let votes = cnn + forest
