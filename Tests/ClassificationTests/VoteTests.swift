@@ -83,6 +83,25 @@ struct VoteTests {
                               cnn: [.flair3D, .t2], cnnSupport: [.flair3D: 1.5, .t2: 0.5])?.winner == .flair)
     }
 
+    @Test("Where the forest doubts the series is of the head, the CNN's `other` decides")
+    func forestInDoubtOfTheHead() throws {
+        // A knee T2 without BodyPartExamined: the forest reads T2 with a third of the pair on
+        // `other`; the CNN, which sees the anatomy, reads `other` on every image.
+        let cnn = Array(repeating: SequenceClass.other, count: 4)
+        let knee = try #require(Vote.ensemble(forest: Array(repeating: .t2, count: 4), forestSupport: [.t2: 2.6, .other: 1.3],
+                                              cnn: cnn, cnnSupport: [.other: 3.8, .flair: 0.2]))
+        #expect(knee.winner == .other)
+        #expect(knee.confidence == 0.5)
+        // A forest sure of its class keeps it: SWI phase images, which the CNN reads as `other`.
+        #expect(Vote.ensemble(forest: Array(repeating: .swiPhase, count: 4), forestSupport: [.swiPhase: 3.9, .other: 0.1],
+                              cnn: cnn, cnnSupport: [.other: 3.8, .swiPhase: 0.2])?.winner == .swiPhase)
+        // So does a forest in doubt when `other` is not the CNN's own vote, only more of its
+        // probability than the forest's class.
+        #expect(Vote.ensemble(forest: Array(repeating: .t1Pre, count: 4), forestSupport: [.t1Pre: 1.8, .other: 0.6, .scout: 0.6],
+                              cnn: [.flair3D, .flair3D, .other, .t1Post],
+                              cnnSupport: [.flair3D: 1.3, .other: 0.5, .t1Post: 0.6, .t1Pre: 0.1])?.winner == .t1Pre)
+    }
+
     @Test func twinsArePairs() {
         for sequence in SequenceClass.allCases {
             guard let twin = sequence.contrastTwin else { continue }
