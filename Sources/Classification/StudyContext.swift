@@ -8,7 +8,9 @@ import DICOM
 ///    and no later than the first series that names a ContrastBolusAgent — not necessarily just
 ///    before it: the agent is often left empty on the first post-contrast series. The T1 series
 ///    before a perfusion are pre-contrast unless rule 2 finds an earlier injection (a perfusion run
-///    after the post-contrast series is a second dose);
+///    after the post-contrast series is a second dose). It was given after the study's first
+///    acquisition (the first series that is not a localiser) unless that names the agent: an
+///    examination does not begin with the injection, so a T1 acquired first is pre-contrast;
 /// 2. up to that series, of two T1 acquisitions of the same kind in the same plane (the nearest
 ///    principal plane: a tilted axial is axial) the later one follows the injection — a
 ///    post-contrast series is most often the pre-contrast one run again, if not always with the
@@ -69,6 +71,11 @@ public enum StudyContext {
                 break
             }
         }
+        // The contrast is given during the examination, after its first acquisition.
+        let firstAcquisition = order.indices.first { results[order[$0]].sequence != .scout }
+        if let firstAcquisition, firstAcquisition < latest, family(results[order[firstAcquisition]].sequence) != nil {
+            earliest = firstAcquisition
+        }
         // Repeated T1 acquisitions up to the first named agent: the later one post-contrast. A series
         // without a plane of its own (no geometry, mixed planes) pairs with none.
         var groups: [String: [Int]] = [:]
@@ -110,14 +117,16 @@ public enum StudyContext {
         if let bolus, latest == bolus {
             setContrast(&results, order: order, from: 0, before: bolus, rule: { _ in nil })
         } else if earliest < latest {
-            keepContrastOrder(&results, order: order, after: earliest, noLaterThan: latest)
+            keepContrastOrder(&results, order: order, after: earliest, noLaterThan: latest, firstAcquisition: firstAcquisition)
         }
         return results
     }
 
     /// Rule 3: the T1 series after the injection are the last ones in acquisition order, as many as
     /// the models read as post-contrast, the injection kept within (`after`, `noLaterThan`].
-    private static func keepContrastOrder(_ results: inout [SeriesClassification], order: [Int], after: Int, noLaterThan: Int) {
+    /// `firstAcquisition` (a position) is named as the reason where it is the series set pre-contrast.
+    private static func keepContrastOrder(_ results: inout [SeriesClassification], order: [Int], after: Int, noLaterThan: Int,
+                                          firstAcquisition: Int?) {
         let t1 = order.enumerated().filter { family(results[$0.element].sequence) != nil }
         // The T1 series from `noLaterThan` on are post-contrast whatever the models read; the models'
         // count decides among the ones before.
@@ -126,12 +135,13 @@ public enum StudyContext {
         // The first T1 (by its index in `t1`) after the injection, moved into the bounds.
         var first = max(open.count - post, t1.firstIndex { $0.offset > after } ?? t1.count)
         first = min(first, t1.firstIndex { $0.offset >= noLaterThan } ?? t1.count)
-        for (rank, (_, index)) in t1.enumerated() {
+        for (rank, (position, index)) in t1.enumerated() {
             let isPost = rank >= first
             guard results[index].sequence.isPostContrast != isPost, let pre = family(results[index].sequence),
                   let twin = pre.contrastTwin else { continue }
             relabel(&results[index], as: isPost ? twin : pre,
-                    rule: "study context: post-contrast T1 follow pre-contrast ones (\(post) of \(open.count) read as post)")
+                    rule: position == firstAcquisition ? "study context: the study's first acquisition, before the contrast"
+                        : "study context: post-contrast T1 follow pre-contrast ones (\(post) of \(open.count) read as post)")
         }
     }
 

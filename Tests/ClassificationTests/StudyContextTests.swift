@@ -103,6 +103,23 @@ struct StudyContextTests {
         #expect(dce.map(\.sequence) == [.vibePre, .vibePre, .vibePre, .vibePost])
     }
 
+    @Test("The study's first acquisition after the localisers precedes the contrast unless it names the agent")
+    func firstAcquisition() throws {
+        // An epilepsy study: localiser, then a lone 3D T1 that both models read as post-contrast.
+        let lone = StudyContext.settle([try Self.series(1, .scout), try Self.series(2, .t13DPost), try Self.series(3, .flair)])
+        #expect(lone.map(\.sequence) == [.scout, .t13DPre, .flair])
+        #expect(lone[1].rule == "study context: the study's first acquisition, before the contrast")
+        // Later in the study the models' reading stands; so it does on a first series naming the agent.
+        let later = [try Self.series(1, .scout), try Self.series(2, .flair), try Self.series(3, .t13DPost)]
+        #expect(StudyContext.settle(later) == later.map(\.classification))
+        let named = StudyContext.settle([try Self.series(1, .scout), try Self.series(2, .t13DPre, agent: "Gadovist")])
+        #expect(named.map(\.sequence) == [.scout, .t13DPost])
+        // The models' count of post-contrast series is kept: the one read as post is a later T1.
+        let counted = StudyContext.settle([try Self.series(2, .t1Post), try Self.series(3, .flair),
+                                           try Self.series(4, .vibePre, axial: true)])
+        #expect(counted.map(\.sequence) == [.t1Pre, .flair, .vibePost])
+    }
+
     @Test("A study without T1 twins is unchanged")
     func nothingToSettle() throws {
         let study = [try Self.series(1, .scout), try Self.series(2, .dwi)]
