@@ -14,11 +14,14 @@ struct Classify: ParsableCommand {
         those images (an image it cannot decode keeps the forest's vote; confidence: the winner's \
         share), and each model's own vote is shown. \
         The orientation comes from ImageOrientationPatient, else from the CNN (scouts excepted). \
-        A series whose BodyPartExamined names another body part (knee, spine, abdomen …) is `other`. \
+        A series whose BodyPartExamined names another body part (knee, spine, abdomen …) is `other`, \
+        and so is one that the CNN reads as `other` while the forest puts at least a fifth of its \
+        probability for its own class and `other` on `other`. \
         Within a study, T1 series acquired after the contrast are post-contrast: after a perfusion \
         series, from the first series naming a ContrastBolusAgent on, the later of two T1 of one kind \
-        in one plane (not a variable-flip-angle T1 map, which precedes the contrast), and, where the models' answers break the order, the last ones in acquisition order, as many \
-        as the models read as post. A confidence below --minimum-confidence (the default \
+        in one plane (not a variable-flip-angle T1 map, which precedes the contrast), and, where the \
+        models' answers break the order, the last ones in acquisition order, as many as the models \
+        read as post; a T1 acquired first (after the localisers) is pre-contrast unless it names the agent. A confidence below --minimum-confidence (the default \
         configuration's, at which the agent sends a series to review) is marked `low`. Files that \
         are not DICOM are listed as skipped.
         """
