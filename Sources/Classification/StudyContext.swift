@@ -9,8 +9,9 @@ import DICOM
 ///    before it: the agent is often left empty on the first post-contrast series. The T1 series
 ///    before a perfusion are pre-contrast unless rule 2 finds an earlier injection (a perfusion run
 ///    after the post-contrast series is a second dose). It was given after the study's first
-///    acquisition (the first series that is not a localiser) unless that names the agent: an
-///    examination does not begin with the injection, so a T1 acquired first is pre-contrast;
+///    acquisition (the first series after the localisers, where they are there) unless that names
+///    the agent: an examination does not begin with the injection, so a T1 acquired first is
+///    pre-contrast;
 /// 2. up to that series, of two T1 acquisitions of the same kind in the same plane (the nearest
 ///    principal plane: a tilted axial is axial) the later one follows the injection — a
 ///    post-contrast series is most often the pre-contrast one run again, if not always with the
@@ -71,8 +72,11 @@ public enum StudyContext {
                 break
             }
         }
-        // The contrast is given during the examination, after its first acquisition.
+        // The contrast is given during the examination, after its first acquisition. Which one was
+        // first is known only where the examination's start, its localisers, is there: an export
+        // often leaves them out, and the agent may see a later series before the earlier ones.
         let firstAcquisition = order.indices.first { results[order[$0]].sequence != .scout }
+            .flatMap { $0 > 0 ? $0 : nil }
         if let firstAcquisition, firstAcquisition < latest, family(results[order[firstAcquisition]].sequence) != nil {
             earliest = firstAcquisition
         }

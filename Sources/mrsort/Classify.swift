@@ -21,7 +21,8 @@ struct Classify: ParsableCommand {
         series, from the first series naming a ContrastBolusAgent on, the later of two T1 of one kind \
         in one plane (not a variable-flip-angle T1 map, which precedes the contrast), and, where the \
         models' answers break the order, the last ones in acquisition order, as many as the models \
-        read as post; a T1 acquired first (after the localisers) is pre-contrast unless it names the agent. A confidence below --minimum-confidence (the default \
+        read as post; a T1 acquired first after the study's localisers is pre-contrast unless it names \
+        the agent. A confidence below --minimum-confidence (the default \
         configuration's, at which the agent sends a series to review) is marked `low`. Files that \
         are not DICOM are listed as skipped.
         """

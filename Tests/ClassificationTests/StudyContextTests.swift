@@ -115,9 +115,12 @@ struct StudyContextTests {
         let named = StudyContext.settle([try Self.series(1, .scout), try Self.series(2, .t13DPre, agent: "Gadovist")])
         #expect(named.map(\.sequence) == [.scout, .t13DPost])
         // The models' count of post-contrast series is kept: the one read as post is a later T1.
-        let counted = StudyContext.settle([try Self.series(2, .t1Post), try Self.series(3, .flair),
-                                           try Self.series(4, .vibePre, axial: true)])
-        #expect(counted.map(\.sequence) == [.t1Pre, .flair, .vibePost])
+        let counted = StudyContext.settle([try Self.series(1, .scout), try Self.series(2, .t1Post), try Self.series(3, .flair),
+                                           try Self.series(4, .t1IACPre, axial: true)])
+        #expect(counted.map(\.sequence) == [.scout, .t1Pre, .flair, .t1IACPost])
+        // Without the localisers the examination's start is not known, and the rule says nothing.
+        let unknownStart = [try Self.series(2, .t13DPost), try Self.series(3, .flair)]
+        #expect(StudyContext.settle(unknownStart) == unknownStart.map(\.classification))
     }
 
     @Test("A study without T1 twins is unchanged")
