@@ -206,10 +206,31 @@ struct ConfigurationDecoder {
         }
     }
 
-    /// Whether `inner` is `outer` or lies below it.
+    /// Whether `inner` is `outer` or lies below it, as spelt or once symbolic links are
+    /// resolved (an output that is a link into the drop folder is inside it).
     static func contains(_ outer: String, _ inner: String) -> Bool {
-        let outer = outer.hasSuffix("/") ? String(outer.dropLast()) : outer
-        return inner == outer || inner.hasPrefix(outer + "/")
+        func below(_ outer: String, _ inner: String) -> Bool {
+            let outer = outer.hasSuffix("/") ? String(outer.dropLast()) : outer
+            return inner == outer || inner.hasPrefix(outer + "/")
+        }
+        return below(outer, inner) || below(resolved(outer), resolved(inner))
+    }
+
+    /// `path` with symbolic links, `.` and `..` resolved as far as it exists; the part that does
+    /// not exist yet (an output folder the agent will create) is appended as spelt.
+    static func resolved(_ path: String) -> String {
+        var existing = path
+        var rest: [String] = []
+        while !existing.isEmpty, existing != "/" {
+            if let real = realpath(existing, nil) {
+                defer { free(real) }
+                let base = String(cString: real)
+                return rest.isEmpty ? base : (base == "/" ? "" : base) + "/" + rest.reversed().joined(separator: "/")
+            }
+            rest.append((existing as NSString).lastPathComponent)
+            existing = (existing as NSString).deletingLastPathComponent
+        }
+        return path
     }
 
     // MARK: Typed values

@@ -36,9 +36,14 @@ public struct FileDelivery: Sendable {
     /// marking the intent done — wait for `commit(_:)`, so that a series costs one fsync per
     /// folder instead of one per file. Until then the intent stays open, and recovery after a crash
     /// finishes it from what is on disk.
+    ///
+    /// - Parameter expected: the source's stamp when it was read. A move whose source changed
+    ///   meanwhile (a writer came back while it was being copied to another file system) keeps
+    ///   the source, withdraws the copy, and throws: the file is read again once it is whole.
     public func deliver(
         _ source: String, to destination: String, mode: FolderRule.Action.Delivery,
-        rewrite: AtomicRewrite? = nil, duplicates: DuplicatePolicy, batch: DeliveryBatch? = nil
+        rewrite: AtomicRewrite? = nil, duplicates: DuplicatePolicy, batch: DeliveryBatch? = nil,
+        expected: FileSystem.Stamp? = nil
     ) throws(DeliveryError) -> Outcome {
         // Already in its place (a relabel that keeps the layout). The same-inode rule below would
         // remove the source, which here is the only name of the file.
@@ -71,7 +76,7 @@ public struct FileDelivery: Sendable {
                 candidate = Self.numbered(destination, attempt)
                 continue
             }
-            if try place(source, at: candidate, mode: mode, rewrite: rewrite, batch: batch) { return .delivered(candidate) }
+            if try place(source, at: candidate, mode: mode, rewrite: rewrite, batch: batch, expected: expected) { return .delivered(candidate) }
             // Someone else created the destination between the check and the link: look again.
         }
     }
@@ -99,7 +104,7 @@ public struct FileDelivery: Sendable {
 
     /// One attempt at the destination; false when it appeared meanwhile (nothing changed then).
     private func place(_ source: String, at destination: String, mode: FolderRule.Action.Delivery, rewrite: AtomicRewrite?,
-                       batch: DeliveryBatch?) throws(DeliveryError) -> Bool {
+                       batch: DeliveryBatch?, expected: FileSystem.Stamp?) throws(DeliveryError) -> Bool {
         let temporary = AtomicRewrite.temporaryPath(for: destination)
         let intent: Journal.Intent
         // A batch of plain moves commits as a group: intents and links first, one journal fsync
@@ -107,7 +112,7 @@ public struct FileDelivery: Sendable {
         let grouped = batch != nil && mode == .move && rewrite == nil
         do {
             intent = try journal.begin(mode == .move ? .move : .copy, source: source, destination: destination, temporary: temporary,
-                                       sync: !grouped)
+                                       rewritten: rewrite != nil, sync: !grouped)
         } catch {
             throw .fileSystem(error)
         }
@@ -155,23 +160,38 @@ public struct FileDelivery: Sendable {
             } else {
                 try FileSystem.syncDirectory((destination as NSString).deletingLastPathComponent)
             }
+            if mode == .move, !linked, let expected, FileSystem.stamp(source) != expected {
+                // Written to since it was read: the copy may lack what came after. The source is
+                // still there, newer, so the copy goes and the file is read again later.
+                let withdrawn = try Self.withdraw(destination, keeping: source)
+                try journal.finish(intent)
+                throw DeliveryError.fileSystem(FileSystemError(
+                    path: source, operation: "move to \(destination)",
+                    reason: "the file changed while it was being copied (a writer is still at it); " + withdrawn))
+            }
             if mode == .move {
                 do {
                     // Synced now, or with the rest of the batch before its intents are marked done.
                     try FileSystem.remove(source, sync: batch == nil)
+                } catch where error.code == ENOENT {
+                    // Someone else took the source away meanwhile: the verified destination is now
+                    // the file's only copy, and it stays.
                 } catch {
                     // The source cannot go (a read-only drop folder): withdraw the new copy, so that
                     // the file stays in one place, and report why.
-                    try FileSystem.remove(destination)
+                    let withdrawn = try Self.withdraw(destination, keeping: source)
                     try journal.finish(intent)
                     throw DeliveryError.fileSystem(FileSystemError(
-                        path: source, operation: "remove after copying to \(destination)",
-                        reason: error.reason + "; the copy was withdrawn and the file left in place"))
+                        path: source, operation: "remove after copying to \(destination)", reason: error.reason + "; " + withdrawn))
                 }
             }
             if let batch, mode == .move {
                 batch.removed.append(intent)
                 batch.folders.insert((source as NSString).deletingLastPathComponent)
+            } else if let batch {
+                // A copy's source stays, so only its audit line tells a restart that it was
+                // delivered: the intent stays open until that line is written (`settle(_:)`).
+                batch.copied.append(intent)
             } else {
                 try journal.finish(intent)
             }
@@ -202,10 +222,15 @@ public struct FileDelivery: Sendable {
                     try FileSystem.remove(source, sync: false)
                     batch.removed.append(intent)
                     batch.folders.insert((source as NSString).deletingLastPathComponent)
+                } catch where error.code == ENOENT {
+                    // Gone meanwhile: the link at the destination is the file now.
+                    batch.removed.append(intent)
                 } catch {
-                    if let destination = intent.destination { try FileSystem.remove(destination) }
+                    let withdrawn = try intent.destination.map { destination throws(FileSystemError) in
+                        try Self.withdraw(destination, keeping: source)
+                    } ?? "the file was left in place"
                     try journal.finish(intent)
-                    failures.append((source, error.reason + "; the copy was withdrawn and the file left in place"))
+                    failures.append((source, error.reason + "; " + withdrawn))
                 }
             }
             batch.linked.removeAll()
@@ -217,6 +242,28 @@ public struct FileDelivery: Sendable {
         batch.folders.removeAll()
         batch.removed.removeAll()
         return failures
+    }
+
+    /// Removes a delivered copy whose move cannot finish — but only while its source is still
+    /// there: a destination whose source has gone is the only copy, and it is never removed.
+    /// Returns what was done, for the error's reason.
+    static func withdraw(_ destination: String, keeping source: String) throws(FileSystemError) -> String {
+        guard FileSystem.stamp(source) != nil else {
+            return "the source is gone, so the copy at \(destination) was kept"
+        }
+        try FileSystem.remove(destination)
+        return "the copy was withdrawn and the file left in place"
+    }
+
+    /// Marks a committed batch's copies done; call once their audit lines are written. A crash
+    /// before leaves them open, and recovery reports them delivered for the audit.
+    public func settle(_ batch: DeliveryBatch) throws(DeliveryError) {
+        do {
+            for intent in batch.copied { try journal.finish(intent) }
+        } catch {
+            throw .fileSystem(error)
+        }
+        batch.copied.removeAll()
     }
 
     private func remove(_ path: String) throws(DeliveryError) {
@@ -244,11 +291,13 @@ public final class DeliveryBatch {
     /// Source removed, its folder not yet synced, intent not yet marked done.
     fileprivate var removed: [Journal.Intent] = []
     fileprivate var folders: Set<String> = []
+    /// Copies in place, intent not yet marked done (`settle(_:)`).
+    fileprivate var copied: [Journal.Intent] = []
 
     public init() {}
 
-    /// Moves waiting for `commit(_:)`.
-    public var count: Int { linked.count + removed.count }
+    /// Steps waiting for `commit(_:)` or `settle(_:)`.
+    public var count: Int { linked.count + removed.count + copied.count }
 }
 
 /// Why a file could not be delivered; the source is always left in place.

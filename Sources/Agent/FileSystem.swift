@@ -188,6 +188,18 @@ public enum FileSystem {
         }
     }
 
+    /// Removes `folder` if it is empty, then each parent that this leaves empty, up to (not
+    /// including) whichever of `roots` it lies below; nothing outside the roots is touched.
+    public static func removeEmptyFolders(from folder: String, below roots: [String]) {
+        let trimmed = roots.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        guard let root = trimmed.first(where: { folder.hasPrefix($0 + "/") }) else { return }
+        var current = folder
+        while current.hasPrefix(root + "/"), rmdir(current) == 0 {
+            current = (current as NSString).deletingLastPathComponent
+        }
+        try? syncDirectory(current)
+    }
+
     /// Removes a file, and syncs its directory unless `sync` is false (a removal that a crash may
     /// undo without harm: the journal or a rescan finds the file again).
     public static func remove(_ path: String, sync: Bool = true) throws(FileSystemError) {

@@ -29,6 +29,9 @@ public struct WatchedFolder: Sendable, Equatable {
 public final class FolderWatcher: Sendable {
     public enum Event: Sendable, Equatable {
         case file(String, rule: Int)
+        /// A file or folder whose name is not valid UTF-8, which no `String` path can name: its
+        /// folder and the name's bytes.
+        case misnamed(folder: String, name: [UInt8], rule: Int)
         /// The kernel dropped events: every folder must be rescanned.
         case overflow
     }
@@ -61,27 +64,47 @@ public final class FolderWatcher: Sendable {
         watches.withLock { $0.stopped = true }
     }
 
-    /// Every file now under the folders (for the start-up scan and periodic rescans).
-    public static func scan(_ folders: [WatchedFolder]) -> [(path: String, rule: Int)] {
-        var result: [(String, Int)] = []
+    /// Every file now under the folders (for the start-up scan and periodic rescans), as
+    /// `.file` events, and every name that is not UTF-8 as `.misnamed`.
+    public static func scan(_ folders: [WatchedFolder]) -> [Event] {
+        var result: [Event] = []
         for folder in folders {
-            walk(folder.path, recursive: folder.recursive) { result.append(($0, folder.rule)) }
+            walk(folder.path, recursive: folder.recursive, rule: folder.rule) { result.append($0) }
         }
         return result
     }
 
-    private static func walk(_ directory: String, recursive: Bool, _ visit: (String) -> Void) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
-        for name in names.sorted() where !DICOMFileDiscovery.isIgnored(name: name) {
+    private static func walk(_ directory: String, recursive: Bool, rule: Int, _ visit: (Event) -> Void) {
+        var names: [String] = []
+        for name in entries(of: directory) {
+            guard let text = String(validating: name, as: UTF8.self) else {
+                visit(.misnamed(folder: directory, name: name, rule: rule))
+                continue
+            }
+            if !DICOMFileDiscovery.isIgnored(name: text) { names.append(text) }
+        }
+        for name in names.sorted() {
             let path = directory + "/" + name
             var info = stat()
             guard lstat(path, &info) == 0 else { continue }
             switch info.st_mode & S_IFMT {
-            case S_IFREG: visit(path)
-            case S_IFDIR where recursive: walk(path, recursive: true, visit)
+            case S_IFREG: visit(.file(path, rule: rule))
+            case S_IFDIR where recursive: walk(path, recursive: true, rule: rule, visit)
             default: continue
             }
         }
+    }
+
+    /// The names in a folder as the kernel holds them: bytes, not necessarily UTF-8.
+    static func entries(of directory: String) -> [[UInt8]] {
+        guard let stream = opendir(directory) else { return [] }
+        defer { closedir(stream) }
+        var names: [[UInt8]] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
+            if name != [0x2E], name != [0x2E, 0x2E] { names.append(name) }
+        }
+        return names
     }
 
     private func add(_ folder: WatchedFolder, scan: Bool) throws(FileSystemError) {
@@ -89,7 +112,15 @@ public final class FolderWatcher: Sendable {
         let descriptor = inotify_add_watch(fd, folder.path, mask)
         guard descriptor >= 0 else { throw FileSystemError(path: folder.path, operation: "inotify_add_watch", code: errno) }
         watches.withLock { $0.byDescriptor[descriptor] = folder }
-        guard folder.recursive, let names = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return }
+        guard folder.recursive else { return }
+        var names: [String] = []
+        for bytes in Self.entries(of: folder.path) {
+            if let name = String(validating: bytes, as: UTF8.self) {
+                names.append(name)
+            } else if scan {
+                handler(.misnamed(folder: folder.path, name: bytes, rule: folder.rule))
+            }
+        }
         for name in names.sorted() where !name.hasPrefix(".") {
             let path = folder.path + "/" + name
             if FileSystem.isDirectory(path) {
@@ -110,11 +141,10 @@ public final class FolderWatcher: Sendable {
             guard count > 0 else { continue }
             var offset = 0
             while offset + MemoryLayout<inotify_event>.size <= count {
-                let (event, name) = buffer.withUnsafeBytes { raw -> (inotify_event, String) in
+                let (event, name) = buffer.withUnsafeBytes { raw -> (inotify_event, [UInt8]) in
                     let event = raw.loadUnaligned(fromByteOffset: offset, as: inotify_event.self)
                     let start = offset + MemoryLayout<inotify_event>.size
-                    let bytes = raw[start..<min(start + Int(event.len), count)].prefix { $0 != 0 }
-                    return (event, String(decoding: bytes, as: UTF8.self))
+                    return (event, Array(raw[start..<min(start + Int(event.len), count)].prefix { $0 != 0 }))
                 }
                 offset += MemoryLayout<inotify_event>.size + Int(event.len)
                 handle(event, name: name)
@@ -122,7 +152,7 @@ public final class FolderWatcher: Sendable {
         }
     }
 
-    private func handle(_ event: inotify_event, name: String) {
+    private func handle(_ event: inotify_event, name bytes: [UInt8]) {
         let mask = Int32(bitPattern: event.mask)
         if mask & Int32(IN_Q_OVERFLOW) != 0 {
             handler(.overflow)
@@ -132,7 +162,13 @@ public final class FolderWatcher: Sendable {
             _ = watches.withLock { $0.byDescriptor.removeValue(forKey: event.wd) }
             return
         }
-        guard let folder = watches.withLock({ $0.byDescriptor[event.wd] }), !name.isEmpty else { return }
+        guard let folder = watches.withLock({ $0.byDescriptor[event.wd] }), !bytes.isEmpty else { return }
+        guard let name = String(validating: bytes, as: UTF8.self) else {
+            if mask & Int32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0 || (mask & Int32(IN_ISDIR) != 0 && mask & Int32(IN_CREATE) != 0) {
+                handler(.misnamed(folder: folder.path, name: bytes, rule: folder.rule))
+            }
+            return
+        }
         let path = folder.path + "/" + name
         if mask & Int32(IN_ISDIR) != 0 {
             // A new or moved-in subfolder: watch it, then report what is already inside.

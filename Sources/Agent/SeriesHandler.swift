@@ -121,6 +121,12 @@ struct SeriesHandler: Sendable {
                 try? audit.append(record)
             }
             records.removeAll()
+            do {
+                try delivery.settle(batch)
+            } catch {
+                result.errors += 1
+                result.firstError = result.firstError ?? error.description
+            }
         }
         for file in files {
             if batch.count >= 64 { commit() }
@@ -190,7 +196,8 @@ struct SeriesHandler: Sendable {
 
     private func deliver(_ file: TrackedFile, to destination: String, mode: FolderRule.Action.Delivery, rewrite: AtomicRewrite?,
                          record: inout AuditRecord, batch: DeliveryBatch) throws(DeliveryError) -> FileOutcome {
-        switch try delivery.deliver(file.path, to: destination, mode: mode, rewrite: rewrite, duplicates: rule.duplicates, batch: batch) {
+        switch try delivery.deliver(file.path, to: destination, mode: mode, rewrite: rewrite, duplicates: rule.duplicates, batch: batch,
+                                    expected: file.stamp) {
         case .delivered(let path):
             record.destination = path
             return .done(destination: path)

@@ -34,14 +34,18 @@ public struct SeriesTracker: Sendable {
         return pending[key]?.files[path]?.stamp == stamp
     }
 
-    /// Adds or refreshes a file; the series' quiet period starts again.
-    public mutating func add(_ file: TrackedFile, rule: String, at now: Date) {
-        guard let header = file.headers.first else { return }
+    /// Adds or refreshes a file; the series' quiet period starts again. Returns whether the file
+    /// is new to the tracker (false when it refreshes one already pending).
+    @discardableResult
+    public mutating func add(_ file: TrackedFile, rule: String, at now: Date) -> Bool {
+        guard let header = file.headers.first else { return false }
         let key = SeriesKey(study: header.studyInstanceUID, series: header.seriesInstanceUID)
+        let isNew = owner[file.path] == nil
         if let previous = owner[file.path], previous != key { remove(file.path) }
         owner[file.path] = key
         pending[key, default: Pending(key: key, rule: rule, lastChange: now)].files[file.path] = file
         pending[key]?.lastChange = now
+        return isNew
     }
 
     /// Forgets a file (gone, or moved into another series).

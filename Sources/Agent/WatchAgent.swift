@@ -13,6 +13,8 @@ public actor WatchAgent {
     /// What the event loop reacts to.
     enum Event: Sendable {
         case file(String, rule: Int)
+        /// A name in a watched folder that is not UTF-8.
+        case misnamed(folder: String, name: [UInt8], rule: Int)
         /// A file's headers were read (or could not be).
         case read(String, rule: String, stamp: FileSystem.Stamp, Result<[ImageHeader], DICOMError>)
         case rescan
@@ -47,6 +49,10 @@ public actor WatchAgent {
     private let events: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation
     private var watcher: FolderWatcher?
+    /// Held from the start of `run()` to its end: one agent per state directory and folder.
+    private var lock: InstanceLock?
+    /// Series being moved by a relabel: their new folders replace the old ones.
+    private var relabelling: Set<SeriesKey> = []
 
     private var tracker = SeriesTracker()
     /// Files whose headers are being read, by the stamp they had.
@@ -136,8 +142,22 @@ public actor WatchAgent {
 
     /// Runs until `.stop`: recovers, scans, watches, and reacts to events.
     public func run() async throws(FileSystemError) {
+        // Before anything is touched: a second agent must not settle the first one's journal.
+        let lock = try InstanceLock(stateDirectory: state.path, folders: configuration.rules.flatMap(\.watch))
+        self.lock = lock
+        defer {
+            lock.release()
+            self.lock = nil
+        }
         for recovery in try journal.recover() {
             logger.notice("journal recovery", metadata: ["step": "\(recovery)"])
+            guard recovery.delivered, let destination = recovery.intent.destination else { continue }
+            // The step's own audit line may not have been written: without it a copy's source,
+            // still in the drop folder, would be handled again.
+            let source = recovery.intent.source
+            try? audit.append(AuditRecord(time: Date(), rule: "", file: source, action: "recovered " + recovery.intent.operation.rawValue,
+                                          destination: destination, reason: recovery.outcome,
+                                          sourceStamp: FileSystem.stamp(source).flatMap { $0 == recovery.intent.sourceStamp ? $0 : nil }))
         }
         restoreState()
         try startWatching()
@@ -165,6 +185,8 @@ public actor WatchAgent {
         for await event in events {
             switch event {
             case .file(let path, let rule): observe(path, rule: configuration.rules.indices.contains(rule) ? configuration.rules[rule].name : "")
+            case .misnamed(let folder, let name, let rule):
+                if configuration.rules.indices.contains(rule) { rename(misnamed: name, in: folder, rule: configuration.rules[rule].name) }
             case .read(let path, let rule, let stamp, let result): ingest(path, rule: rule, stamp: stamp, result)
             case .rescan: rescan()
             case .overflow:
@@ -224,6 +246,48 @@ public actor WatchAgent {
         }
     }
 
+    /// Gives a file or folder whose name is not UTF-8 (an old archive's Latin-1, a sender's
+    /// bytes) a name the agent can write — each non-ASCII byte and `%` as `%XX` — in the same
+    /// folder, never replacing anything, audits the rename, and handles the file as any other.
+    private func rename(misnamed name: [UInt8], in folder: String, rule: String) {
+        let escaped = name.map { $0 < 0x80 && $0 != 0x25 ? String(UnicodeScalar($0)) : String(format: "%%%02X", $0) }.joined()
+        let original = Array(folder.utf8) + [0x2F] + name + [0]
+        var info = stat()
+        guard lstat(original.map { CChar(bitPattern: $0) }, &info) == 0 else { return }
+        let isDirectory = (info.st_mode & S_IFMT) == S_IFDIR
+        guard isDirectory || (info.st_mode & S_IFMT) == S_IFREG else { return }
+        var record = AuditRecord(time: Date(), rule: rule, file: folder + "/" + escaped, action: "rename",
+                                 reason: "the file name is not valid UTF-8")
+        for attempt in 0..<100 {
+            let target = attempt == 0 ? folder + "/" + escaped : FileDelivery.numbered(folder + "/" + escaped, attempt)
+            let source = original.map { CChar(bitPattern: $0) }
+            // A file gets its new name by link, which never replaces; a folder by rename once the
+            // name is seen free.
+            let done: Bool
+            if isDirectory {
+                done = !FileSystem.exists(target) && Glibc.rename(source, target) == 0
+            } else if link(source, target) == 0 {
+                done = unlink(source) == 0 || { _ = unlink(target); return false }()
+            } else {
+                done = false
+                if errno != EEXIST { break }
+            }
+            guard done else { continue }
+            try? FileSystem.syncDirectory(folder)
+            record.destination = target
+            try? audit.append(record)
+            logger.warning("renamed a name that is not UTF-8", metadata: ["folder": "\(folder)", "name": "\(target)"])
+            // A new folder is reported by the watcher's move event; a file's link is not.
+            if !isDirectory { observe(target, rule: rule) }
+            return
+        }
+        record.action = "error"
+        record.reason = "the file name is not valid UTF-8 and it cannot be renamed: \(String(cString: strerror(errno)))"
+        counters.errors += 1
+        try? audit.append(record)
+        logger.error("cannot rename a name that is not UTF-8", metadata: ["folder": "\(folder)", "name": "\(escaped)"])
+    }
+
     private func ingest(_ path: String, rule: String, stamp: FileSystem.Stamp, _ result: Result<[ImageHeader], DICOMError>) {
         readsInFlight -= 1
         if reading[path] == stamp { reading[path] = nil }
@@ -231,8 +295,8 @@ public actor WatchAgent {
         switch result {
         case .success(let headers) where !headers.isEmpty:
             unreadable[path] = nil
-            counters.filesSeen += 1
-            tracker.add(TrackedFile(path: path, stamp: stamp, headers: headers), rule: rule, at: Date())
+            // A file read again (it changed while its series waited) is still one file.
+            if tracker.add(TrackedFile(path: path, stamp: stamp, headers: headers), rule: rule, at: Date()) { counters.filesSeen += 1 }
             studies[headers[0].studyInstanceUID, default: StudyState(rule: rule, lastActivity: Date())].lastActivity = Date()
         case .success:
             unreadable[path] = Unreadable(rule: rule, stamp: stamp, since: Date(), reason: "no image in the file", incomplete: false)
@@ -248,8 +312,12 @@ public actor WatchAgent {
 
     private func rescan() {
         let folders = watchedFolders()
-        for (path, rule) in FolderWatcher.scan(folders) {
-            observe(path, rule: configuration.rules[rule].name)
+        for event in FolderWatcher.scan(folders) {
+            switch event {
+            case .file(let path, let rule): observe(path, rule: configuration.rules[rule].name)
+            case .misnamed(let folder, let name, let rule): rename(misnamed: name, in: folder, rule: configuration.rules[rule].name)
+            case .overflow: break
+            }
         }
     }
 
@@ -265,6 +333,7 @@ public actor WatchAgent {
         watcher = try FolderWatcher(folders: watchedFolders()) { event in
             switch event {
             case .file(let path, let rule): continuation.yield(.file(path, rule: rule))
+            case .misnamed(let folder, let name, let rule): continuation.yield(.misnamed(folder: folder, name: name, rule: rule))
             case .overflow: continuation.yield(.overflow)
             }
         }
@@ -371,15 +440,27 @@ public actor WatchAgent {
             unreadable[file.path] = Unreadable(rule: result.decision.rule, stamp: file.stamp, since: Date(), reason: reason, incomplete: true)
         }
         let first = decisions[key.series] == nil
+        let relabelled = relabelling.remove(key) != nil
         var decision = result.decision
         if let previous = decisions[key.series] {
-            decision.folders = Array(Set(previous.folders).union(decision.folders)).sorted()
+            if relabelled {
+                // The files left their old folders: those go if empty, and the series is where it is now.
+                if let rule = rule(named: decision.rule) {
+                    let roots = [rule.output, rule.review].compactMap { $0 }
+                    for folder in Set(previous.folders).subtracting(decision.folders) {
+                        FileSystem.removeEmptyFolders(from: folder, below: roots)
+                    }
+                }
+            } else {
+                decision.folders = Array(Set(previous.folders).union(decision.folders)).sorted()
+            }
         }
         decisions[key.series] = decision
         try? decisionLog.append(decision)
         if first { counters.seriesClassified += 1 }
         if decision.review { counters.review += first ? 1 : 0 }
-        counters.filesDelivered += result.delivered
+        // A relabel moves files already counted as delivered.
+        if !relabelled { counters.filesDelivered += result.delivered }
         counters.quarantined += result.quarantined
         counters.errors += result.errors
         recent = Array(([decision] + recent.filter { $0.classification.seriesInstanceUID != key.series }).prefix(20))
@@ -567,6 +648,7 @@ public actor WatchAgent {
         logger.notice("relabelling series", metadata: ["series": "\(request.series)", "sequence": "\(request.sequence.rawValue)", "files": "\(files.count)"])
         // Off the loop like any series: moving many files must not hold up the watchdog.
         inFlight[key] = Set(files.map(\.path))
+        relabelling.insert(key)
         let continuation = continuation, corrected = decision
         Task.detached {
             let result = handler.handle(files, decided: corrected) { _ in nil }
@@ -584,6 +666,7 @@ public actor WatchAgent {
                 logger.error("reload refused: state_directory cannot change while running; restart the service")
                 return
             }
+            try lock?.watch(updated.rules.flatMap(\.watch))
             configuration = updated
             for dropped in tracker.retain(rules: Set(updated.rules.map(\.name))) {
                 logger.warning("rule removed; pending series left in place", metadata: ["series": "\(dropped.key.series)"])

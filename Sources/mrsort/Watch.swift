@@ -166,12 +166,20 @@ struct Relabel: ParsableCommand {
             throw ValidationError("series \(series) has not been handled by the agent with state in \(state.path)")
         }
         let request = RelabelRequest(series: series, sequence: sequence, orientation: orientation,
-                                     requestedBy: ProcessInfo.processInfo.environment["SUDO_USER"] ?? ProcessInfo.processInfo.environment["USER"] ?? "unknown",
+                                     requestedBy: ProcessInfo.processInfo.environment["SUDO_USER"] ?? Self.userName(),
                                      time: Date())
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         let path = state.requests + "/" + UUID().uuidString + ".json"
         try FileSystem.writeAtomically(try encoder.encode(request), to: path)
         print("queued: \(path); the running agent applies it within a second")
+    }
+
+    /// The name of the user running the command, from the user database (services and cron jobs
+    /// have no `USER`), else the numeric uid.
+    static func userName() -> String {
+        let uid = getuid()
+        if let entry = getpwuid(uid), let name = entry.pointee.pw_name { return String(cString: name) }
+        return "uid \(uid)"
     }
 }

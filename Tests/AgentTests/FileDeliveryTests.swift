@@ -164,4 +164,105 @@ final class FileDeliveryTests {
         #expect(allFiles(under: root + "/out").isEmpty)
         #expect(bytes(source) == original)
     }
+
+    @Test("Recovery never touches a copy's source, and removes a move's source only when it is what was delivered")
+    func recoveryKeepsWhatWasNotDelivered() throws {
+        try FileSystem.createDirectory(root + "/out")
+        // A copy whose destination is complete: the source stays.
+        let copied = try source("in/copied.dcm")
+        _ = try journal.begin(.copy, source: copied, destination: root + "/out/copied.dcm")
+        try FileSystem.copyVerified(copied, to: root + "/out/copied.dcm")
+        // A move whose source a writer changed after the step began: both stay.
+        let changed = try source("in/changed.dcm")
+        _ = try journal.begin(.move, source: changed, destination: root + "/out/changed.dcm")
+        try FileSystem.copyVerified(changed, to: root + "/out/changed.dcm")
+        let handle = try #require(FileHandle(forWritingAtPath: changed))
+        handle.seekToEndOfFile()
+        handle.write(Data(repeating: 0, count: 16))
+        try handle.close()
+        // A move whose destination holds other bytes (not a rewrite): both stay.
+        let differing = try source("in/differing.dcm")
+        _ = try journal.begin(.move, source: differing, destination: root + "/out/differing.dcm")
+        try Data("not the same".utf8).write(to: URL(fileURLWithPath: root + "/out/differing.dcm"))
+        // A rewritten move whose source is unchanged: the source goes.
+        let rewritten = try source("in/rewritten.dcm")
+        _ = try journal.begin(.move, source: rewritten, destination: root + "/out/rewritten.dcm", rewritten: true)
+        try FileSystem.copyVerified(rewritten, to: root + "/out/rewritten.dcm")
+        try AtomicRewrite(changes: [.seriesDescription: "x"]).apply(to: root + "/out/rewritten.dcm")
+
+        let recoveries = try Journal(path: root + "/journal.jsonl").recover()
+        #expect(recoveries.map(\.outcome) == [
+            "already complete", "source changed since the move began; both kept",
+            "destination differs from the source; both kept", "finished; source removed",
+        ])
+        #expect(recoveries.map(\.delivered) == [true, true, true, true])
+        for kept in [copied, changed, differing] { #expect(FileManager.default.fileExists(atPath: kept)) }
+        #expect(!FileManager.default.fileExists(atPath: rewritten))
+        #expect(allFiles(under: root + "/out").count == 4)
+    }
+
+    @Test("A source that vanishes before a batched move commits leaves the destination as the file's only copy")
+    func vanishedSourceKeepsDestination() throws {
+        let source = try source()
+        let original = try #require(bytes(source))
+        let batch = DeliveryBatch()
+        let destination = root + "/out/a.dcm"
+        #expect(try delivery.deliver(source, to: destination, mode: .move, duplicates: .replaceIdentical, batch: batch) == .delivered(destination))
+        // Another process (a second agent, an operator) takes the source away meanwhile.
+        #expect(unlink(source) == 0)
+        #expect(try delivery.commit(batch).isEmpty)
+        #expect(bytes(destination) == original)
+        #expect(journal.openIntents().isEmpty)
+    }
+
+    @Test("A withdrawn copy goes only while its source is still there")
+    func withdrawOnlyWithSource() throws {
+        let source = try source()
+        try FileSystem.createDirectory(root + "/out")
+        try FileSystem.copyVerified(source, to: root + "/out/a.dcm")
+        #expect(unlink(source) == 0)
+        #expect(try FileDelivery.withdraw(root + "/out/a.dcm", keeping: source).contains("kept"))
+        #expect(FileManager.default.fileExists(atPath: root + "/out/a.dcm"))
+        let again = try self.source("in/b.dcm")
+        try FileSystem.copyVerified(again, to: root + "/out/b.dcm")
+        _ = try FileDelivery.withdraw(root + "/out/b.dcm", keeping: again)
+        #expect(!FileManager.default.fileExists(atPath: root + "/out/b.dcm"))
+    }
+
+    @Test("A move whose source changed since it was read keeps the source and withdraws the copy")
+    func changedSourceIsNotMoved() throws {
+        let source = try source()
+        let read = try #require(FileSystem.stamp(source))
+        // The writer appends after the read: the stamp the agent holds is stale.
+        let handle = try #require(FileHandle(forWritingAtPath: source))
+        handle.seekToEndOfFile()
+        handle.write(Data(repeating: 0, count: 16))
+        try handle.close()
+        let grown = try #require(bytes(source))
+        // A rewrite makes the move a copy even on one file system.
+        #expect(throws: DeliveryError.self) {
+            try self.delivery.deliver(source, to: self.root + "/out/a.dcm", mode: .move,
+                                      rewrite: AtomicRewrite(changes: [.seriesDescription: "x"]), duplicates: .replaceIdentical, expected: read)
+        }
+        #expect(bytes(source) == grown)
+        #expect(allFiles(under: root + "/out").isEmpty)
+        #expect(journal.openIntents().isEmpty)
+    }
+
+    @Test("The journal is compacted to its open intents as it grows; recovery still finds them")
+    func compaction() throws {
+        let path = root + "/compacted.jsonl"
+        let small = try Journal(path: path, compactionThreshold: 10)
+        let open = try small.begin(.copy, source: root + "/in/x.dcm", destination: root + "/out/x.dcm")
+        for index in 0..<50 {
+            try small.finish(try small.begin(.copy, source: root + "/in/\(index).dcm", destination: root + "/out/\(index).dcm"))
+        }
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count < 10)
+        #expect(small.openIntents().map(\.id) == [open.id])
+        #expect(try Journal(path: path).openIntents().map(\.id) == [open.id])
+        #expect(try Journal(path: path).openIntents().map(\.source) == [root + "/in/x.dcm"])
+        // A reopened journal never gives an open intent's id to a new one.
+        #expect(try Journal(path: path).begin(.copy, source: "a", destination: "b").id > open.id)
+    }
 }
