@@ -20,12 +20,28 @@ public final class DICOMFile {
 
     deinit { mrs_close(handle) }
 
+    /// The default ceiling on the decoded size of one frame: 256 MiB, far above any MR frame
+    /// (a 1024 × 1024 RGB frame is 3 MiB) and far below what a crafted Rows × Columns can claim.
+    public static let maximumDecodedFrameBytes = 256 << 20
+
     /// Opens and parses a file.
-    /// - Parameter headerOnly: stop before PixelData (fast; frames cannot be read).
-    public static func open(_ path: String, headerOnly: Bool = true) throws(DICOMError) -> DICOMFile {
+    ///
+    /// The file's structure is checked before DCMTK parses it (sequences nested more than 64 deep
+    /// are refused as `.malformed`: DCMTK's recursive parser would crash on them), and NumberOfFrames
+    /// is checked against what the file can hold (`.badPixelData`). A full read also checks that the
+    /// file is complete: one that describes an image but ends before or inside its pixel data throws
+    /// `.truncated`, and one whose frames would decode to more than `maximumDecodedFrameBytes` each
+    /// throws `.badPixelData`.
+    /// - Parameters:
+    ///   - headerOnly: stop before PixelData (fast; frames cannot be read).
+    ///   - maximumDecodedFrameBytes: the most bytes one decoded frame may take, checked before anything
+    ///     is allocated or decoded (at most 0xFFFFFFF0: DCMTK sizes frames in 32 bits).
+    public static func open(_ path: String, headerOnly: Bool = true,
+                            maximumDecodedFrameBytes: Int = DICOMFile.maximumDecodedFrameBytes) throws(DICOMError) -> DICOMFile {
         var handle: OpaquePointer?
+        let ceiling = UInt64(max(0, maximumDecodedFrameBytes))
         let (status, message) = withMessageBuffer { buffer, size in
-            mrs_open(path, headerOnly ? 1 : 0, &handle, buffer, size)
+            mrs_open(path, headerOnly ? 1 : 0, ceiling, &handle, buffer, size)
         }
         guard status == MRS_OK, let handle else {
             throw DICOMError(status: status, path: path, message: message)
@@ -38,6 +54,10 @@ public final class DICOMFile {
 
     /// The file meta information (group 0002); empty for files without a meta header.
     public var metaInformation: DICOMItem { DICOMItem(pointer: mrs_meta(handle), file: self) }
+
+    /// NumberOfFrames as checked at open against what the file holds (1 when absent or not a
+    /// positive integer): never more than the file's pixel data (or, header-only, its size) can carry.
+    public var numberOfFrames: Int { Int(clamping: mrs_frame_count(handle)) }
 
     /// The UID of the transfer syntax the dataset is encoded in.
     public var transferSyntaxUID: String {

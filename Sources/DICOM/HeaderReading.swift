@@ -32,7 +32,8 @@ extension DICOMFile {
         return ImageHeader(
             path: path,
             frame: 0,
-            numberOfFrames: max(1, dataset.integer(.numberOfFrames) ?? 1),
+            // Checked at open against what the file can hold: the headers below are one per frame.
+            numberOfFrames: numberOfFrames,
             transferSyntaxUID: transferSyntaxUID,
             sopClassUID: dataset.text(.sopClassUID) ?? meta.text(.mediaStorageSOPClassUID),
             sopInstanceUID: try required(.sopInstanceUID, "SOPInstanceUID"),

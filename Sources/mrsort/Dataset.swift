@@ -39,6 +39,13 @@ struct Dataset: ParsableCommand {
     @Option(help: "Side of the preprocessed slices (with --images).")
     var imageSize = 96
 
+    func validate() throws {
+        // A side of 0 has no pixels (and reached a precondition); 1024 (4 MB a slice) is far beyond any model's input.
+        guard (1...1024).contains(imageSize) else { throw ValidationError("--image-size must be between 1 and 1024, not \(imageSize)") }
+        guard maxImagesPerSeries >= 0 else { throw ValidationError("--max-images-per-series must be 0 (all) or more, not \(maxImagesPerSeries)") }
+        guard minimumSeries >= 1 else { throw ValidationError("--minimum-series must be at least 1, not \(minimumSeries)") }
+    }
+
     func run() throws {
         let root = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         let table = try SeriesLabels(contentsOf: labels ?? root + "/labels.csv")

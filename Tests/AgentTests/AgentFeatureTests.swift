@@ -180,6 +180,13 @@ struct AgentFeatureTests {
         #expect(status.status == 0)
         #expect(status.output.contains("t1_post (corrected)"))
         #expect(status.output.contains("series classified 1"))
+        // Relabel moves are not deliveries, and the series is only where it is now.
+        #expect(status.output.contains("files seen \(sources.count),"))
+        #expect(status.output.contains("files delivered \(sources.count),"))
+        let decision = try #require(JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").last)
+        #expect(decision.folders == [root + "/out/2_t1_post_sagittal"])
+        let folders = try FileManager.default.contentsOfDirectory(atPath: root + "/out")
+        #expect(folders == ["2_t1_post_sagittal"], "the old folders stay behind: \(folders)")
 
         let unknown = try run(Paths.mrsort, ["relabel", "1.2.3.4", "--sequence", "t1_pre", "--config", root + "/mrsort.yaml"])
         #expect(unknown.status != 0)

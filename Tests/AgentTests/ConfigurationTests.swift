@@ -108,6 +108,52 @@ struct ConfigurationTests {
         #expect(found.contains { $0.contains("rule \"b\": watched folder \(root)/in/sub is also watched by rule \"a\"") })
     }
 
+    @Test("An output, quarantine or state folder that is a symbolic link into the drop folder is refused, and the reverse")
+    func symlinkedFolders() throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/in/sorted", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/archive", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root + "/out", withDestinationPath: root + "/in/sorted")
+        try FileManager.default.createSymbolicLink(atPath: root + "/drop", withDestinationPath: root + "/archive/incoming")
+        try FileManager.default.createDirectory(atPath: root + "/archive/incoming", withIntermediateDirectories: true)
+        let text = """
+        state_directory: \(root)/state
+        rules:
+          - name: a
+            watch: \(root)/in
+            action: move
+            output: \(root)/out/new
+            quarantine: \(root)/q
+          - name: b
+            watch: \(root)/drop
+            action: move
+            output: \(root)/archive
+            quarantine: \(root)/q2
+        """
+        var found: [String] = []
+        do {
+            _ = try AgentConfiguration.parse(text, file: "test.yaml")
+        } catch {
+            found = error.problems.map(\.description)
+        }
+        #expect(found.contains { $0.contains("rule \"a\": watched folder \(root)/in overlaps the output, review, quarantine or state folder \(root)/out/new") }, "\(found)")
+        #expect(found.contains { $0.contains("rule \"b\": watched folder \(root)/drop overlaps the output, review, quarantine or state folder \(root)/archive") }, "\(found)")
+        #expect(found.count == 2, "\(found)")
+    }
+
+    @Test("Out-of-range command-line values are usage errors (exit 64) that name the option, not a crash")
+    func usageErrors() throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for (option, value) in [("--image-size", "0"), ("--image-size", "-3"), ("--max-images-per-series", "-1"), ("--minimum-series", "0")] {
+            let result = try run(Paths.mrsort, ["dataset", Paths.realData, "--out", root + "/x.safetensors", "--images", option, value])
+            #expect(result.status == 64, "\(option) \(value): \(result.error)")
+            #expect(result.error.contains(option), "\(result.error)")
+            #expect(!FileManager.default.fileExists(atPath: root + "/x.safetensors"))
+        }
+    }
+
     @Test("check-config prints line:column errors and exits non-zero; --folders lists folders")
     func checkConfigCommand() throws {
         let root = try Paths.temporaryDirectory()

@@ -167,6 +167,141 @@ struct RobustnessTests {
         #expect(JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").allSatisfy { ($0.reason ?? "").contains("folder is not writable") })
     }
 
+    @Test("A file whose name is not UTF-8 is renamed in place to its escaped form, audited, and sorted")
+    func nonUTF8Name() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let configuration = try Self.configuration(root)
+        let file = try #require(try Paths.realSeries("dcm_qa_decubitus__S2_t1_fl2d_sag").first)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        // "schädel.dcm" in Latin-1, as an old archive names it: 0xE4 alone is not UTF-8.
+        let name: [UInt8] = Array("sch".utf8) + [0xE4] + Array("del.dcm".utf8)
+        let path = (Array((root + "/in/").utf8) + name + [0]).map { CChar(bitPattern: $0) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        #expect(fd >= 0)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        let (agent, running) = try Self.start(configuration)
+        #expect(await eventually(120) { allFiles(under: root + "/out").count == 1 })
+        agent.stop()
+        try await running.value
+        #expect(FolderWatcher.entries(of: root + "/in").isEmpty)
+        #expect(FileManager.default.contents(atPath: try #require(allFiles(under: root + "/out").first)) == bytes)
+        let renamed = JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").filter { $0.action == "rename" }
+        #expect(renamed.map(\.destination) == [root + "/in/sch%E4del.dcm"])
+        #expect(renamed.first?.reason == "the file name is not valid UTF-8")
+    }
+
+    @Test("Killed after a rewritten copy was linked and before its audit line: the restart neither copies it again nor calls it a duplicate")
+    func recoveredCopyIsNotHandledAgain() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let configuration = try Self.configuration(root, action: "rewrite+copy")
+        let files = try Self.copyInto(root + "/in", "dcm_qa_decubitus__S2_t1_fl2d_sag")
+        var (agent, running) = try Self.start(configuration)
+        #expect(await eventually(120) { allFiles(under: root + "/out").count == files })
+        agent.stop()
+        try await running.value
+        // What a kill -9 leaves: the last copy's intent open, its audit line never written.
+        let audit = root + "/state/audit.jsonl"
+        var records = JSONLinesLog<AuditRecord>.read(audit)
+        let lost = records.removeLast()
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        try Data(try records.flatMap { try encoder.encode($0) + [0x0A] }).write(to: URL(fileURLWithPath: audit))
+        _ = try Journal(path: root + "/state/journal.jsonl").begin(.copy, source: lost.file, destination: lost.destination, rewritten: true)
+
+        (agent, running) = try Self.start(configuration)
+        #expect(await eventually(60) { JSONLinesLog<AuditRecord>.read(audit).count > records.count })
+        // Time for a wrongly re-handled series to be quiet and handled.
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        agent.stop()
+        try await running.value
+        let after = JSONLinesLog<AuditRecord>.read(audit).dropFirst(records.count)
+        #expect(after.map(\.action) == ["recovered copy"])
+        #expect(after.first?.sourceStamp != nil)
+        #expect(allFiles(under: root + "/out").count == files)
+        #expect(allFiles(under: root + "/in").count == files)
+    }
+
+    @Test("A file written up to its pixel data, paused, then finished is sorted whole, never without its pixels")
+    func writerPausedAtPixelData() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var configuration = try Self.configuration(root)
+        configuration.rules[0].incompleteSeconds = 60
+        let files = try Paths.realSeries("dcm_qa_decubitus__S3_t1_fl2d_sag")
+        let last = try #require(files.last)
+        for file in files.dropLast() { try FileManager.default.copyItem(atPath: file, toPath: root + "/in/" + (file as NSString).lastPathComponent) }
+        // The writer stops exactly at the PixelData tag (7FE0,0010) OW, and goes on after a pause.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: last))
+        let cut = try #require(Self.ranges(of: Data([0xE0, 0x7F, 0x10, 0x00, 0x4F, 0x57]), in: bytes).last).lowerBound
+        let target = root + "/in/" + (last as NSString).lastPathComponent
+        FileManager.default.createFile(atPath: target, contents: bytes.prefix(cut))
+        let (agent, running) = try Self.start(configuration)
+        try await Task.sleep(nanoseconds: 4_000_000_000)
+        let handle = try #require(FileHandle(forWritingAtPath: target))
+        handle.seekToEndOfFile()
+        handle.write(bytes.suffix(from: cut))
+        try handle.close()
+        #expect(await eventually(120) { allFiles(under: root + "/out").count == files.count && allFiles(under: root + "/in").isEmpty })
+        agent.stop()
+        try await running.value
+        let sorted = try WatchAgentTests.instances(under: root + "/out")
+        for file in files {
+            let uid = try #require(try ImageHeader.read(from: file).first).sopInstanceUID
+            let place = try #require(sorted[uid]?.first)
+            #expect(FileManager.default.contents(atPath: place) == FileManager.default.contents(atPath: file), "\(place)")
+        }
+        #expect(allFiles(under: root + "/quarantine").isEmpty)
+    }
+
+    @Test("Nesting, frame-count and image-size bombs are quarantined with their reasons; the agent survives and sorts the rest")
+    func bombs() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let configuration = try Self.configuration(root)
+        let staging = root + "/staging"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let template = try #require(try Paths.realSeries("dcm_qa_decubitus__S3_t1_fl2d_sag").first)
+        try Self.nestedSequences(depth: 7_000).write(to: URL(fileURLWithPath: staging + "/nested.dcm"))
+        try Self.modified(template, to: staging + "/frames.dcm", ["-i", "(0028,0008)=2000000000"])
+        try Self.modified(template, to: staging + "/size.dcm", ["-m", "(0028,0010)=65535", "-m", "(0028,0011)=65535"])
+        let (agent, running) = try Self.start(configuration)
+        for name in ["nested.dcm", "frames.dcm", "size.dcm"] {
+            try FileManager.default.moveItem(atPath: staging + "/" + name, toPath: root + "/in/" + name)
+        }
+        let files = try Self.copyInto(root + "/in", "dcm_qa_decubitus__S2_t1_fl2d_sag")
+        #expect(await eventually(120) { allFiles(under: root + "/in").isEmpty })
+        agent.stop()
+        try await running.value
+        #expect(allFiles(under: root + "/out").count == files)
+        let reasons = try allFiles(under: root + "/quarantine").filter { $0.hasSuffix(".reason") }
+            .map { try String(contentsOfFile: $0, encoding: .utf8) }
+        #expect(reasons.count == 3)
+        #expect(reasons.contains { $0.contains("nested.dcm") && $0.contains("nested 65 deep") }, "\(reasons)")
+        #expect(reasons.contains { $0.contains("frames.dcm") && $0.contains("NumberOfFrames") }, "\(reasons)")
+        #expect(reasons.contains { $0.contains("size.dcm") && $0.contains("65535") }, "\(reasons)")
+    }
+
+    /// A Part 10 file whose dataset is `depth` sequences of undefined length nested in one another.
+    static func nestedSequences(depth: Int) -> Data {
+        func u16(_ value: UInt16) -> [UInt8] { [UInt8(value & 0xFF), UInt8(value >> 8)] }
+        func u32(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8((value >> (8 * $0)) & 0xFF) } }
+        func element(_ group: UInt16, _ number: UInt16, _ vr: String, _ value: [UInt8]) -> [UInt8] {
+            u16(group) + u16(number) + Array(vr.utf8) + u16(UInt16(value.count)) + value
+        }
+        let syntax = Array("1.2.840.10008.1.2.1".utf8) + [0]
+        let meta = element(0x0002, 0x0010, "UI", syntax)
+        var bytes = [UInt8](repeating: 0, count: 128) + Array("DICM".utf8)
+        bytes += element(0x0002, 0x0000, "UL", u32(UInt32(meta.count))) + meta
+        bytes += element(0x0008, 0x0016, "UI", Array("1.2.840.10008.5.1.4.1.1.4".utf8) + [0])
+        let sequence = u16(0x0008) + u16(0x1140) + Array("SQ".utf8) + [0, 0] + u32(0xFFFF_FFFF)
+        let item = u16(0xFFFE) + u16(0xE000) + u32(0xFFFF_FFFF)
+        for _ in 0..<depth { bytes += sequence + item }
+        return Data(bytes)
+    }
+
     static func copyInto(_ folder: String, _ series: String) throws -> Int {
         let files = try Paths.realSeries(series)
         for file in files { try FileManager.default.copyItem(atPath: file, toPath: folder + "/" + (file as NSString).lastPathComponent) }

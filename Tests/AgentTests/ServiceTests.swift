@@ -79,6 +79,71 @@ struct ServiceTests {
         #expect(allFiles(under: root + "/out").allSatisfy { !$0.contains(AtomicRewrite.temporaryPrefix) })
     }
 
+    @Test("A second agent on the same state directory, or on the same drop folder, is refused; the first loses nothing")
+    func secondInstanceRefused() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let configuration = try Self.setUp(root)
+        let socket = try NotifySocket(path: root + "/notify")
+        let first = try Self.start(configuration, environment: ["NOTIFY_SOCKET": socket.path])
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        #expect(socket.receive(within: 120)?.hasPrefix("READY=1") == true)
+
+        let same = try Self.refused(configuration)
+        #expect(same.status != 0)
+        #expect(same.error.contains("another mrsort agent (pid \(first.processIdentifier)) is running on it; a second instance is refused"), "\(same.error)")
+        // Another state directory, the same drop folder.
+        let other = root + "/other.yaml"
+        try (try String(contentsOfFile: configuration, encoding: .utf8)).replacingOccurrences(of: "\(root)/state", with: "\(root)/state2")
+            .write(toFile: other, atomically: true, encoding: .utf8)
+        let shared = try Self.refused(other)
+        #expect(shared.status != 0)
+        #expect(shared.error.contains("\(root)/in: lock watched folder failed: another mrsort agent is watching it"), "\(shared.error)")
+
+        // Both refused agents started and failed while the first ran: every file reaches the output.
+        var expected = Set<String>()
+        for name in Self.series.prefix(3) {
+            for file in try Paths.realSeries(name) {
+                expected.insert(try #require(try ImageHeader.read(from: file).first).sopInstanceUID)
+                try FileManager.default.copyItem(atPath: file, toPath: root + "/in/" + UUID().uuidString + ".dcm")
+            }
+        }
+        #expect(try await eventually(180) { try WatchAgentTests.instances(under: root + "/out").count == expected.count })
+        kill(first.processIdentifier, SIGTERM)
+        first.waitUntilExit()
+        #expect(Set(try WatchAgentTests.instances(under: root + "/out").keys) == expected)
+        #expect(allFiles(under: root + "/in").isEmpty)
+        // Once the first has stopped, an agent may start on the same folders.
+        let next = try Self.start(configuration, environment: ["NOTIFY_SOCKET": socket.path])
+        defer { if next.isRunning { kill(next.processIdentifier, SIGKILL) } }
+        var ready = false
+        while !ready, let message = socket.receive(within: 120) { ready = message.hasPrefix("READY=1") }
+        #expect(ready)
+        kill(next.processIdentifier, SIGTERM)
+        next.waitUntilExit()
+        #expect(next.terminationStatus == 0)
+    }
+
+    /// Runs `mrsort watch` expecting it to give up at once; one that keeps running (an agent that
+    /// was not refused) is killed after a minute and reported with status -1.
+    static func refused(_ configuration: String) throws -> (status: Int32, error: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Paths.mrsort)
+        process.arguments = ["watch", "--config", configuration]
+        process.environment = ProcessInfo.processInfo.environment.merging(["MRSORT_MODELS": Paths.models]) { $1 }
+        let error = Pipe()
+        process.standardError = error
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning, Date() < deadline { usleep(100_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return (-1, "still running after 60 s")
+        }
+        return (process.terminationStatus, String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
     @Test("Type=notify: READY, WATCHDOG, a SIGHUP reload that picks up a new folder, STOPPING, exit 0")
     func notifyAndReload() async throws {
         let root = try Paths.temporaryDirectory()

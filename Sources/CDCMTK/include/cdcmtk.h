@@ -61,11 +61,24 @@ void mrs_initialize(void);
 
 /**
  * Opens a DICOM file.
+ *
+ * Before DCMTK parses anything, the file's structure is walked without recursion: sequences
+ * nested more than 64 deep give MRS_MALFORMED (DCMTK's recursive parser would overflow the
+ * stack), and a file that ends inside an element, sequence or item gives MRS_TRUNCATED.
+ * After parsing, NumberOfFrames is checked against what the file can hold (MRS_BAD_PIXEL_DATA).
+ * With header_only == 0 the file must also be complete: a file that describes an image but
+ * ends before its pixel data gives MRS_TRUNCATED, and an image whose decoded frame would
+ * exceed max_frame_bytes gives MRS_BAD_PIXEL_DATA.
  * @param header_only when non-zero, parsing stops before PixelData (7FE0,0010).
+ * @param max_frame_bytes the most bytes one decoded frame may take (also applied by
+ *        mrs_pixel_layout_get and mrs_read_frame); at most 0xFFFFFFF0.
  * @param out receives the file on success; release it with mrs_close.
  */
-mrs_status mrs_open(const char *path, int header_only, mrs_file **out,
+mrs_status mrs_open(const char *path, int header_only, uint64_t max_frame_bytes, mrs_file **out,
                     char *message, size_t message_size);
+
+/** NumberOfFrames as checked at open (1 when absent or not a positive integer). */
+uint64_t mrs_frame_count(const mrs_file *file);
 
 /** Releases a file and every item borrowed from it. NULL is ignored. */
 void mrs_close(mrs_file *file);
@@ -147,7 +160,8 @@ typedef struct mrs_pixel_layout {
 /**
  * Describes the pixel data of a file opened with header_only == 0. Fails with
  * MRS_UNSUPPORTED_TRANSFER_SYNTAX for compressions this build cannot decode
- * (JPEG 2000 is not part of DCMTK's free toolkit).
+ * (JPEG 2000 is not part of DCMTK's free toolkit), and with MRS_BAD_PIXEL_DATA
+ * where a frame would decode to more than the file's max_frame_bytes.
  */
 mrs_status mrs_pixel_layout_get(mrs_file *file, mrs_pixel_layout *layout,
                                 char *message, size_t message_size);
