@@ -18,6 +18,9 @@ public struct AgentConfiguration: Sendable {
     public var cnnImagesPerSeries: Int
     /// Full rescan interval: network mounts send no inotify events.
     public var rescanSeconds: Double
+    /// The most bytes one frame of an arriving file may decode to; a file that claims more (a
+    /// crafted Rows × Columns) is quarantined before anything is decoded.
+    public var maximumFrameBytes: Int
     public var rules: [FolderRule]
 
     /// Every folder the agent reads or writes, for `ReadWritePaths=` and for checks.

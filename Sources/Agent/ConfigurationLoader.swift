@@ -1,4 +1,5 @@
 import Classification
+import DICOM
 import Foundation
 import Logging
 
@@ -49,7 +50,7 @@ struct ConfigurationDecoder {
     }
 
     mutating func decode(_ root: YAMLNode) -> AgentConfiguration? {
-        guard let fields = mapping(root, keys: ["state_directory", "models", "log_level", "worker_threads", "cnn_images_per_series", "rescan_seconds", "rules"], context: "the configuration") else {
+        guard let fields = mapping(root, keys: ["state_directory", "models", "log_level", "worker_threads", "cnn_images_per_series", "rescan_seconds", "maximum_frame_megabytes", "rules"], context: "the configuration") else {
             return nil
         }
         let stateDirectory = fields["state_directory"].flatMap { folder($0, "state_directory") } ?? "/var/lib/mrsort/state"
@@ -64,6 +65,9 @@ struct ConfigurationDecoder {
         let cnnImages = fields["cnn_images_per_series"].flatMap { integer($0, "cnn_images_per_series", range: 1...10_000) }
             ?? SeriesClassifier.defaultCNNImagesPerSeries
         let rescanSeconds = fields["rescan_seconds"].flatMap { number($0, "rescan_seconds", range: 1...86_400) } ?? 300
+        // DCMTK sizes a frame in 32 bits: 4095 MB is the most it can decode.
+        let frameMegabytes = fields["maximum_frame_megabytes"].flatMap { integer($0, "maximum_frame_megabytes", range: 1...4095) }
+            ?? DICOMFile.maximumDecodedFrameBytes >> 20
         var rules: [FolderRule] = []
         if let node = fields["rules"] {
             if case .sequence(let items, _) = node {
@@ -80,7 +84,7 @@ struct ConfigurationDecoder {
         }
         return AgentConfiguration(
             stateDirectory: stateDirectory, models: models, logLevel: logLevel, workerThreads: workerThreads,
-            cnnImagesPerSeries: cnnImages, rescanSeconds: rescanSeconds, rules: rules
+            cnnImagesPerSeries: cnnImages, rescanSeconds: rescanSeconds, maximumFrameBytes: frameMegabytes << 20, rules: rules
         )
     }
 

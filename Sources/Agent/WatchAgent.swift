@@ -233,13 +233,13 @@ public actor WatchAgent {
                 readQueueHead = 0
             }
             readsInFlight += 1
-            let continuation = continuation
+            let continuation = continuation, ceiling = configuration.maximumFrameBytes
             Task.detached {
                 // The whole file, pixel data included, must parse: the header alone arrives first,
                 // so a file still being written can look whole to a header-only read. Large values
                 // are skipped, not loaded, so this costs about what a header read does.
                 let result = Result { () throws(DICOMError) -> [ImageHeader] in
-                    try DICOMFile.open(path, headerOnly: false).imageHeaders()
+                    try DICOMFile.open(path, headerOnly: false, maximumDecodedFrameBytes: ceiling).imageHeaders()
                 }
                 continuation.yield(.read(path, rule: rule, stamp: stamp, result))
             }

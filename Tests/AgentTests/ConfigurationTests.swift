@@ -24,6 +24,7 @@ struct ConfigurationTests {
         #expect(rule.action == .init(rewrite: false, delivery: .move))
         #expect(rule.duplicates == .replaceIdentical)
         #expect(rule.minimumConfidence == 0.5)
+        #expect(configuration.maximumFrameBytes == 256 << 20)
         #expect(configuration.folders == ["/var/lib/mrsort/state", "/var/lib/mrsort/incoming", "/var/lib/mrsort/sorted",
                                           "/var/lib/mrsort/review", "/var/lib/mrsort/quarantine"])
     }
