@@ -22,6 +22,8 @@ public final class InstanceLock: Sendable {
     }
 
     public let stateDirectory: String
+    /// Watched folders whose file system refused `flock` at start-up, with the reason.
+    public let unlockable: [(folder: String, reason: String)]
     private let held: Mutex<Held?>
 
     /// Takes the state directory's lock and each folder's; throws, holding nothing, if another
@@ -45,11 +47,12 @@ public final class InstanceLock: Sendable {
         let pid = Data("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)
         _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        held = Mutex(Held(state: fd, folders: [:]))
         do {
-            try watch(folders)
+            let (taken, unlockable) = try Self.take(folders, holding: [:])
+            self.unlockable = unlockable
+            held = Mutex(Held(state: fd, folders: taken))
         } catch {
-            release()
+            close(fd)
             throw error
         }
     }
@@ -60,32 +63,13 @@ public final class InstanceLock: Sendable {
 
     /// Makes the held folder locks exactly `folders` (after a reload): takes the new ones first and
     /// releases the old ones only once all are taken, so that a refused reload changes nothing.
-    public func watch(_ folders: [String]) throws(FileSystemError) {
+    ///
+    /// Returns the folders whose file system has no `flock` (some network mounts), with the
+    /// reason: they are watched unlocked, and the state directory's lock is what remains.
+    @discardableResult
+    public func watch(_ folders: [String]) throws(FileSystemError) -> [(folder: String, reason: String)] {
         let current = held.withLock { $0?.folders ?? [:] }
-        var taken: [String: Int32] = [:]
-        for folder in Set(folders) {
-            if let fd = current[folder] {
-                taken[folder] = fd
-                continue
-            }
-            let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            guard fd >= 0 else {
-                let error = FileSystemError(path: folder, operation: "open watched folder", code: errno)
-                Self.closeAll(taken, except: current)
-                throw error
-            }
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-                let code = errno
-                close(fd)
-                Self.closeAll(taken, except: current)
-                if code == EWOULDBLOCK {
-                    throw FileSystemError(path: folder, operation: "lock watched folder",
-                                          reason: "another mrsort agent is watching it; a second instance is refused")
-                }
-                throw FileSystemError(path: folder, operation: "lock watched folder", code: code)
-            }
-            taken[folder] = fd
-        }
+        let (taken, unlockable) = try Self.take(folders, holding: current)
         // Released meanwhile: nothing is kept.
         let (dropped, kept) = held.withLock { held -> ([String: Int32], [String: Int32]) in
             guard let old = held?.folders else { return (taken, [:]) }
@@ -93,6 +77,40 @@ public final class InstanceLock: Sendable {
             return (old, taken)
         }
         Self.closeAll(dropped, except: kept)
+        return unlockable
+    }
+
+    /// Locks each folder not already in `current` (whose descriptors are reused); on a refusal
+    /// closes what it opened and throws.
+    private static func take(_ folders: [String], holding current: [String: Int32])
+        throws(FileSystemError) -> (taken: [String: Int32], unlockable: [(folder: String, reason: String)]) {
+        var unlockable: [(folder: String, reason: String)] = []
+        var taken: [String: Int32] = [:]
+        for folder in Set(folders).sorted() {
+            if let fd = current[folder] {
+                taken[folder] = fd
+                continue
+            }
+            let fd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let error = FileSystemError(path: folder, operation: "open watched folder", code: errno)
+                closeAll(taken, except: current)
+                throw error
+            }
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+                let code = errno
+                close(fd)
+                guard code == EWOULDBLOCK else {
+                    unlockable.append((folder, String(cString: strerror(code))))
+                    continue
+                }
+                closeAll(taken, except: current)
+                throw FileSystemError(path: folder, operation: "lock watched folder",
+                                      reason: "another mrsort agent is watching it; a second instance is refused")
+            }
+            taken[folder] = fd
+        }
+        return (taken, unlockable)
     }
 
     /// Releases every lock (at the end of `run()`, or when the agent goes away).

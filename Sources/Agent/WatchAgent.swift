@@ -145,6 +145,9 @@ public actor WatchAgent {
         // Before anything is touched: a second agent must not settle the first one's journal.
         let lock = try InstanceLock(stateDirectory: state.path, folders: configuration.rules.flatMap(\.watch))
         self.lock = lock
+        for (folder, reason) in lock.unlockable {
+            logger.warning("watched folder cannot be locked; only the state directory keeps a second agent out", metadata: ["folder": "\(folder)", "reason": "\(reason)"])
+        }
         defer {
             lock.release()
             self.lock = nil
@@ -666,7 +669,9 @@ public actor WatchAgent {
                 logger.error("reload refused: state_directory cannot change while running; restart the service")
                 return
             }
-            try lock?.watch(updated.rules.flatMap(\.watch))
+            for (folder, reason) in try lock?.watch(updated.rules.flatMap(\.watch)) ?? [] {
+                logger.warning("watched folder cannot be locked", metadata: ["folder": "\(folder)", "reason": "\(reason)"])
+            }
             configuration = updated
             for dropped in tracker.retain(rules: Set(updated.rules.map(\.name))) {
                 logger.warning("rule removed; pending series left in place", metadata: ["series": "\(dropped.key.series)"])
