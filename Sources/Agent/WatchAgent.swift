@@ -198,7 +198,11 @@ public actor WatchAgent {
                 rescan()
             case .retry(let paths, let rule, let series): retry(paths, rule: rule, series: series)
             case .tick: tick(now: Date())
-            case .handled(let key, let result, let files): finish(key, result, files: files)
+            case .handled(let key, let result, let files):
+                finish(key, result, files: files)
+                // A worker is free: the next quiescent series starts now, not at the next tick
+                // (with short series the tick, not the work, set the pace).
+                dispatchQuiescent(now: Date())
             case .reload: reloadConfiguration()
             case .stop:
                 if !stopping {
@@ -294,7 +298,11 @@ public actor WatchAgent {
     private func ingest(_ path: String, rule: String, stamp: FileSystem.Stamp, _ result: Result<[ImageHeader], DICOMError>) {
         readsInFlight -= 1
         if reading[path] == stamp { reading[path] = nil }
-        defer { startReads() }
+        defer {
+            startReads()
+            // The last read of a burst: series held back for it may start now rather than at the tick.
+            if readsInFlight == 0, readQueueHead == readQueue.count { dispatchQuiescent(now: Date()) }
+        }
         switch result {
         case .success(let headers) where !headers.isEmpty:
             unreadable[path] = nil

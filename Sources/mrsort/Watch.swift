@@ -37,6 +37,9 @@ struct Watch: AsyncParsableCommand {
         let models = configuration.models ?? ModelDirectory.locate()
         var classifier = try SeriesClassifier(modelDirectory: models)
         classifier.cnnImagesPerSeries = configuration.cnnImagesPerSeries
+        // The agent runs series side by side (worker_threads); an OpenBLAS pool under each worker
+        // only spins in sched_yield (a third of the CPU with short series, benchmarks/README.md).
+        ConvolutionalNetwork.setThreads(1)
         let agent = try WatchAgent(
             configuration: configuration, configurationPath: config, classifier: classifier,
             studyContext: studyContext, logger: logger
