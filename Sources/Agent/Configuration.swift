@@ -22,6 +22,8 @@ public struct AgentConfiguration: Sendable {
     /// crafted Rows × Columns) is quarantined before anything is decoded.
     public var maximumFrameBytes: Int
     public var rules: [FolderRule]
+    /// What validation allowed but found likely wrong, as `file:line:column: message`.
+    public var warnings: [String] = []
 
     /// Every folder the agent reads or writes, for `ReadWritePaths=` and for checks.
     public var folders: [String] {

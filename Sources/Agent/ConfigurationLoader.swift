@@ -31,9 +31,10 @@ extension AgentConfiguration {
         if let configuration {
             decoder.validate(configuration, checkFolders: checkFolders)
         }
-        guard let configuration, decoder.problems.isEmpty else {
+        guard var configuration, decoder.problems.isEmpty else {
             throw ConfigurationError(file: file, problems: decoder.problems)
         }
+        configuration.warnings = decoder.warnings.map { "\(file):\($0)" }
         return configuration
     }
 }
@@ -41,12 +42,18 @@ extension AgentConfiguration {
 /// Walks the YAML tree, collecting every problem rather than stopping at the first.
 struct ConfigurationDecoder {
     var problems: [ConfigurationError.Problem] = []
+    /// What is allowed but likely wrong; reported by check-config and logged by the agent.
+    var warnings: [ConfigurationError.Problem] = []
     /// Where each folder was written, for the semantic checks' messages.
     private var folderLocations: [String: SourceLocation] = [:]
     private var ruleLocations: [SourceLocation] = []
 
     mutating func problem(_ at: SourceLocation, _ message: String) {
         problems.append(.init(at: at, message: message))
+    }
+
+    mutating func warning(_ at: SourceLocation, _ message: String) {
+        warnings.append(.init(at: at, message: message))
     }
 
     mutating func decode(_ root: YAMLNode) -> AgentConfiguration? {
@@ -119,8 +126,16 @@ struct ConfigurationDecoder {
         if let action, action.delivery != nil, output == nil {
             problem(node.location, "rule \"\(name)\": action \(action) needs an output folder")
         }
-        let layout = template(fields["layout"], "layout")
-            ?? (try? PathTemplate("{PatientID}/{StudyDate}_{AccessionNumber}/{SeriesNumber}_{sequence}_{orientation}/{SOPInstanceUID}.dcm"))
+        let layout = template(fields["layout"], "layout") ?? (try? PathTemplate(PathTemplate.defaultLayout))
+        if let layout, let node = fields["layout"], action?.delivery != nil {
+            // Files of two studies in one folder reach a study's pipeline as if they were one study.
+            if !layout.uses([.studyInstanceUID, .studyKey]) {
+                warning(node.location, "rule \"\(name)\": the layout does not identify the study ({StudyKey} or {StudyInstanceUID}); two studies of one patient and day, or of a de-identified export, share its folders")
+            }
+            if !layout.uses([.seriesInstanceUID, .seriesKey, .seriesNumber]) {
+                warning(node.location, "rule \"\(name)\": the layout does not identify the series ({SeriesNumber}, {SeriesKey} or {SeriesInstanceUID}); series of one class share a folder")
+            }
+        }
         let description = template(fields["description"], "description") ?? (try? PathTemplate("{sequence} {orientation}"))
         let minimumConfidence = fields["minimum_confidence"].flatMap { number($0, "minimum_confidence", range: 0...1) } ?? 0
         let review = fields["review"].flatMap { folder($0, "review") }

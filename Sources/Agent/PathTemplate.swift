@@ -3,7 +3,7 @@ import DICOM
 import Foundation
 
 /// A template over DICOM attributes and classification results, e.g.
-/// `{PatientID}/{StudyDate}_{AccessionNumber}/{SeriesNumber}_{sequence}_{orientation}/{SOPInstanceUID}.dcm`.
+/// `{PatientID}/{StudyDate}_{AccessionNumber}_{StudyKey}/{SeriesNumber}_{sequence}_{orientation}/{SOPInstanceUID}.dcm`.
 ///
 /// Used for the layout of sorted files and for the rewritten SeriesDescription. Values from tags are
 /// sanitised before they become path components: no `/`, no `..`, no control characters, so that
@@ -25,6 +25,12 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
         case manufacturer = "Manufacturer"
         case bodyPartExamined = "BodyPartExamined"
         case acquisitionTime = "AcquisitionTime"
+        /// A short, stable name for the study: 10 hex digits of a 64-bit FNV-1a hash of its
+        /// StudyInstanceUID. De-identified exports give everyone one PatientID and shift dates,
+        /// and many studies have no AccessionNumber: only the UID tells two studies apart.
+        case studyKey = "StudyKey"
+        /// The same for the series (two series may share a SeriesNumber).
+        case seriesKey = "SeriesKey"
         case sequence
         case orientation
         case confidence
@@ -68,6 +74,27 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { source }
+
+    /// The layout used when a rule names none: one folder per study (its key beside the
+    /// patient's date and accession number) and per series.
+    public static let defaultLayout = "{PatientID}/{StudyDate}_{AccessionNumber}_{StudyKey}/{SeriesNumber}_{sequence}_{orientation}/{SOPInstanceUID}.dcm"
+
+    /// Whether the template uses any of `fields`.
+    public func uses(_ fields: Set<Field>) -> Bool {
+        segments.contains { if case .field(let field) = $0 { fields.contains(field) } else { false } }
+    }
+
+    /// 10 hex digits of FNV-1a (64 bit) of `text`: stable across runs and machines, unlike
+    /// Swift's seeded `hashValue`.
+    static func key(_ text: String) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        let hex = String(hash, radix: 16)
+        return String((String(repeating: "0", count: max(0, 16 - hex.count)) + hex).prefix(10))
+    }
 
     /// The template filled in as free text (SeriesDescription): control characters removed,
     /// cut to `limit` characters (64 for the LO value representation).
@@ -155,6 +182,8 @@ public struct TemplateValues: Sendable {
         case .manufacturer: header.manufacturer
         case .bodyPartExamined: header.bodyPartExamined
         case .acquisitionTime: header.acquisitionTime
+        case .studyKey: PathTemplate.key(header.studyInstanceUID)
+        case .seriesKey: PathTemplate.key(header.seriesInstanceUID)
         case .sequence: sequence.rawValue
         case .orientation: orientation.rawValue
         case .confidence: String(format: "%.2f", confidence)

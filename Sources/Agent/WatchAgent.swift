@@ -183,6 +183,7 @@ public actor WatchAgent {
             rescanner.cancel()
             watcher?.stop()
         }
+        for warning in configuration.warnings { logger.warning("configuration: \(warning)") }
         notifier.notify("READY=1\nSTATUS=watching \(configuration.rules.flatMap(\.watch).count) folder(s)")
         logger.info("watching", metadata: ["folders": "\(configuration.rules.flatMap(\.watch))", "state": "\(state.path)"])
         for await event in events {

@@ -79,6 +79,7 @@ struct CheckConfig: ParsableCommand {
             if folders {
                 configuration.folders.forEach { print($0) }
             } else {
+                for warning in configuration.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
                 print("\(file): valid, \(configuration.rules.count) rule(s): " + configuration.rules.map { "\($0.name) (\($0.action))" }.joined(separator: ", "))
             }
         } catch {

@@ -123,6 +123,49 @@ struct AgentFeatureTests {
         #expect(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").map(\.exitStatus) == [nil, 0])
     }
 
+    @Test("Two studies of one PatientID and date without AccessionNumber land in folders of their own (the default layout)")
+    func studiesNeverShareFolders() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let (agent, running) = try Self.agent(root, """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: 1
+            action: move
+            output: \(root)/out
+            quarantine: \(root)/quarantine
+        """)
+        let first = try Self.copy("dcm_qa_decubitus__S2_t1_fl2d_sag", into: root + "/in")
+        // The same acquisition as a second study: new study, series and instance UIDs, as a
+        // de-identified export of another patient with one shared PatientID would look.
+        let staging = root + "/staging"
+        let second = try Self.copy("dcm_qa_decubitus__S2_t1_fl2d_sag", into: try {
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            return staging
+        }())
+        let uid = { "2.25." + String(UInt64.random(in: 1...UInt64.max)) }
+        let regenerated = try run("/usr/bin/dcmodify", ["-nb", "-m", "(0020,000d)=" + uid(), "-m", "(0020,000e)=" + uid(), "-gin",
+                                                        "-ea", "(0008,0050)"] + second)
+        #expect(regenerated.status == 0, "\(regenerated.error)")
+        for file in second { try FileManager.default.moveItem(atPath: file, toPath: root + "/in/b-" + (file as NSString).lastPathComponent) }
+        #expect(await eventually(120) { allFiles(under: root + "/out").count == first.count + second.count })
+        agent.stop()
+        try await running.value
+        var studies: [String: Set<String>] = [:]
+        for path in allFiles(under: root + "/out") {
+            let header = try #require(try ImageHeader.read(from: path).first)
+            let relative = path.dropFirst(root.count + 5).split(separator: "/")
+            studies[header.studyInstanceUID, default: []].insert(relative.prefix(2).joined(separator: "/"))
+        }
+        #expect(studies.count == 2)
+        let folders = studies.values.map { $0 }
+        #expect(folders.allSatisfy { $0.count == 1 })
+        #expect(Set(folders.flatMap { $0 }).count == 2, "\(studies)")
+    }
+
     @Test("mrsort relabel moves a handled series to its corrected place, leaves it where a correction keeps the place, records the corrections; status shows them")
     func relabelAndStatus() async throws {
         let root = try Paths.temporaryDirectory()

@@ -155,6 +155,34 @@ struct ConfigurationTests {
         }
     }
 
+    @Test("A layout that cannot tell studies or series apart is a warning, printed by check-config; the default layout tells both")
+    func layoutWarnings() throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/in", withIntermediateDirectories: true)
+        let text = """
+        state_directory: \(root)/state
+        rules:
+          - name: a
+            watch: \(root)/in
+            action: move
+            output: \(root)/out
+            layout: "{PatientID}/{StudyDate}_{AccessionNumber}/{sequence}/{SOPInstanceUID}.dcm"
+            quarantine: \(root)/q
+        """
+        try text.write(toFile: root + "/mrsort.yaml", atomically: true, encoding: .utf8)
+        let configuration = try AgentConfiguration.load(contentsOf: root + "/mrsort.yaml")
+        #expect(configuration.warnings.count == 2)
+        #expect(configuration.warnings.first?.hasPrefix("\(root)/mrsort.yaml:7:13: rule \"a\": the layout does not identify the study") == true)
+        let checked = try run(Paths.mrsort, ["check-config", root + "/mrsort.yaml"])
+        #expect(checked.status == 0)
+        #expect(checked.error.contains("warning: \(root)/mrsort.yaml:7:13: rule \"a\": the layout does not identify the study"), "\(checked.error)")
+        try text.replacingOccurrences(of: "    layout: \"{PatientID}/{StudyDate}_{AccessionNumber}/{sequence}/{SOPInstanceUID}.dcm\"\n", with: "")
+            .write(toFile: root + "/mrsort.yaml", atomically: true, encoding: .utf8)
+        #expect(try AgentConfiguration.load(contentsOf: root + "/mrsort.yaml").warnings.isEmpty)
+        #expect(try AgentConfiguration.load(contentsOf: Paths.exampleConfiguration, checkFolders: false).warnings.isEmpty)
+    }
+
     @Test("check-config prints line:column errors and exits non-zero; --folders lists folders")
     func checkConfigCommand() throws {
         let root = try Paths.temporaryDirectory()

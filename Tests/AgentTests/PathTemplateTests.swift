@@ -32,6 +32,21 @@ struct PathTemplateTests {
         #expect(template.relativePath(try values(patientID: "   ")) == "unknown/7/1.2.3.dcm")
     }
 
+    @Test("StudyKey and SeriesKey name a UID stably: FNV-1a's published value, different UIDs apart")
+    func keys() throws {
+        // FNV-1a 64 of "a" is af63dc4c8601ec8c (the algorithm's reference vectors).
+        #expect(PathTemplate.key("a") == "af63dc4c86")
+        #expect(PathTemplate.key("") == "cbf29ce484")
+        var one = try values(patientID: "P1")
+        one.header.studyInstanceUID = "1.2.840.1"
+        var two = one
+        two.header.studyInstanceUID = "1.2.840.2"
+        let layout = try PathTemplate(PathTemplate.defaultLayout)
+        #expect(layout.relativePath(one) != layout.relativePath(two))
+        #expect(layout.relativePath(one).hasPrefix("P1/\(one.header.studyDate ?? "unknown")_"))
+        #expect(layout.relativePath(one).split(separator: "/")[1].hasSuffix("_" + PathTemplate.key("1.2.840.1")))
+    }
+
     @Test("Unknown placeholders and unbalanced braces are errors")
     func errors() {
         #expect(throws: TemplateError.self) { try PathTemplate("{Nope}") }
