@@ -21,6 +21,8 @@ public struct AgentConfiguration: Sendable {
     /// The most bytes one frame of an arriving file may decode to; a file that claims more (a
     /// crafted Rows × Columns) is quarantined before anything is decoded.
     public var maximumFrameBytes: Int
+    /// Trigger commands running at once; a study due meanwhile waits its turn.
+    public var maximumRunningTriggers: Int = 2
     public var rules: [FolderRule]
     /// What validation allowed but found likely wrong, as `file:line:column: message`.
     public var warnings: [String] = []
@@ -123,6 +125,9 @@ public struct StudyTrigger: Sendable {
     public var command: [String]?
     /// Folder that receives `<StudyInstanceUID>.json` manifests.
     public var inbox: String?
+    /// A command still running this long is stopped (SIGTERM to its process group, SIGKILL
+    /// ten seconds later) and recorded as timed out.
+    public var timeoutSeconds: Double = 86_400
 }
 
 /// Everything wrong with a configuration file, each problem with its line and column.

@@ -57,7 +57,7 @@ struct ConfigurationDecoder {
     }
 
     mutating func decode(_ root: YAMLNode) -> AgentConfiguration? {
-        guard let fields = mapping(root, keys: ["state_directory", "models", "log_level", "worker_threads", "cnn_images_per_series", "rescan_seconds", "maximum_frame_megabytes", "rules"], context: "the configuration") else {
+        guard let fields = mapping(root, keys: ["state_directory", "models", "log_level", "worker_threads", "cnn_images_per_series", "rescan_seconds", "maximum_frame_megabytes", "maximum_running_triggers", "rules"], context: "the configuration") else {
             return nil
         }
         let stateDirectory = fields["state_directory"].flatMap { folder($0, "state_directory") } ?? "/var/lib/mrsort/state"
@@ -89,9 +89,11 @@ struct ConfigurationDecoder {
         } else {
             problem(root.location, "missing key \"rules\"")
         }
+        let runningTriggers = fields["maximum_running_triggers"].flatMap { integer($0, "maximum_running_triggers", range: 1...64) } ?? 2
         return AgentConfiguration(
             stateDirectory: stateDirectory, models: models, logLevel: logLevel, workerThreads: workerThreads,
-            cnnImagesPerSeries: cnnImages, rescanSeconds: rescanSeconds, maximumFrameBytes: frameMegabytes << 20, rules: rules
+            cnnImagesPerSeries: cnnImages, rescanSeconds: rescanSeconds, maximumFrameBytes: frameMegabytes << 20,
+            maximumRunningTriggers: runningTriggers, rules: rules
         )
     }
 
@@ -166,7 +168,7 @@ struct ConfigurationDecoder {
     }
 
     private mutating func decodeTrigger(_ node: YAMLNode) -> StudyTrigger? {
-        guard let fields = mapping(node, keys: ["name", "requires", "quiet_seconds", "command", "inbox"], context: "a trigger") else { return nil }
+        guard let fields = mapping(node, keys: ["name", "requires", "quiet_seconds", "command", "inbox", "timeout_seconds"], context: "a trigger") else { return nil }
         let before = problems.count
         let name = required(fields, "name", in: node).flatMap { string($0, "name") } ?? "?"
         var requires = Set<SequenceClass>()
@@ -185,8 +187,9 @@ struct ConfigurationDecoder {
         }
         let inbox = fields["inbox"].flatMap { folder($0, "inbox") }
         if command == nil, inbox == nil { problem(node.location, "trigger \"\(name)\": needs a command, an inbox or both") }
+        let timeout = fields["timeout_seconds"].flatMap { number($0, "timeout_seconds", range: 1...2_592_000) } ?? 86_400
         guard problems.count == before else { return nil }
-        return StudyTrigger(name: name, requires: requires, quietSeconds: quietSeconds, command: command, inbox: inbox)
+        return StudyTrigger(name: name, requires: requires, quietSeconds: quietSeconds, command: command, inbox: inbox, timeoutSeconds: timeout)
     }
 
     // MARK: Semantic checks

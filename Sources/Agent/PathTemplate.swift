@@ -79,6 +79,24 @@ public struct PathTemplate: Sendable, Equatable, CustomStringConvertible {
     /// patient's date and accession number) and per series.
     public static let defaultLayout = "{PatientID}/{StudyDate}_{AccessionNumber}_{StudyKey}/{SeriesNumber}_{sequence}_{orientation}/{SOPInstanceUID}.dcm"
 
+    /// The first `count` components of the relative path, where `count` reaches the component
+    /// holding the first of `fields` (the study's folder for `[.studyKey, .studyInstanceUID]`);
+    /// nil when no component before the file name holds one.
+    public func folder(through fields: Set<Field>, _ values: TemplateValues) -> String? {
+        var component = 0
+        var found: Int?
+        for segment in segments {
+            switch segment {
+            case .field(let field) where fields.contains(field): found = found ?? component
+            case .literal(let literal): component += literal.filter { $0 == "/" }.count
+            default: break
+            }
+        }
+        let components = relativePath(values).split(separator: "/")
+        guard let found, found < components.count - 1 else { return nil }
+        return components[...found].joined(separator: "/")
+    }
+
     /// Whether the template uses any of `fields`.
     public func uses(_ fields: Set<Field>) -> Bool {
         segments.contains { if case .field(let field) = $0 { fields.contains(field) } else { false } }

@@ -56,6 +56,11 @@ struct SeriesHandler: Sendable {
             partial.withLock { $0.append(done) }
         }
         var folders = Set(result.decision.folders)
+        if !review, let output = rule.output, rule.action.delivery != nil, let header = headers.first {
+            let values = TemplateValues(header: header, sequence: classification.sequence, orientation: classification.orientation,
+                                        confidence: classification.confidence)
+            result.decision.studyFolder = rule.layout.folder(through: [.studyKey, .studyInstanceUID], values).map { output + "/" + $0 }
+        }
         for done in partial.withLock({ $0 }) {
             folders.formUnion(done.folders)
             result.handled.merge(done.handled) { $1 }

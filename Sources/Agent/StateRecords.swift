@@ -89,6 +89,9 @@ public struct SeriesDecision: Codable, Sendable, Equatable {
     public var correctedBy: String?
     /// Whether the series was routed to review.
     public var review: Bool
+    /// The study's folder in the layout: the path up to the component that names the study
+    /// (nil where the layout names none, or nothing was delivered).
+    public var studyFolder: String?
 }
 
 /// A study trigger that fired.
@@ -98,8 +101,15 @@ public struct TriggerRecord: Codable, Sendable, Equatable {
     public var trigger: String
     public var rule: String
     public var manifest: String?
+    /// The command's exit status (128 + N when signal N ended it), on the line written when it ended.
     public var exitStatus: Int32?
     public var error: String?
+    /// The command's process id, on the line written when it started.
+    public var pid: Int32?
+    /// Its stdout and stderr.
+    public var log: String?
+    /// Set when the command ran past the trigger's `timeout_seconds` and its process group was stopped.
+    public var timedOut: Bool?
 }
 
 /// A correction requested by `mrsort relabel`, picked up by the running agent.

@@ -28,6 +28,8 @@ public actor WatchAgent {
         case reload
         /// SIGTERM/SIGINT: finish the series in hand, then return from `run()`.
         case stop
+        /// A trigger command ended with this status.
+        case triggerEnded(pid: pid_t, status: Int32)
     }
 
     private var configuration: AgentConfiguration
@@ -53,6 +55,8 @@ public actor WatchAgent {
     private var lock: InstanceLock?
     /// Series being moved by a relabel: their new folders replace the old ones.
     private var relabelling: Set<SeriesKey> = []
+    /// Trigger commands running now, by pid.
+    private var runningTriggers: [pid_t: RunningTrigger] = [:]
 
     private var tracker = SeriesTracker()
     /// Files whose headers are being read, by the stamp they had.
@@ -84,6 +88,9 @@ public actor WatchAgent {
         var reason: String
         /// Empty or truncated: perhaps a transfer in progress, given longer before quarantine.
         var incomplete: Bool
+        /// The study it belongs to, where its header could be read: a file in progress holds
+        /// back its study's triggers.
+        var study: String? = nil
     }
 
     /// How long an unreadable file may stay unchanged before it is taken as broken.
@@ -205,6 +212,7 @@ public actor WatchAgent {
                 // (with short series the tick, not the work, set the pace).
                 dispatchQuiescent(now: Date())
             case .reload: reloadConfiguration()
+            case .triggerEnded(let pid, let status): triggerEnded(pid: pid, status: status)
             case .stop:
                 if !stopping {
                     stopping = true
@@ -318,7 +326,9 @@ public actor WatchAgent {
             case .truncated: true
             default: stamp.size == 0
             }
-            unreadable[path] = Unreadable(rule: rule, stamp: stamp, since: Date(), reason: error.reason, incomplete: incomplete)
+            // The header often arrives whole before the pixel data: it names the study the file will join.
+            let study = incomplete ? (try? ImageHeader.read(from: path).first?.studyInstanceUID) ?? nil : nil
+            unreadable[path] = Unreadable(rule: rule, stamp: stamp, since: Date(), reason: error.reason, incomplete: incomplete, study: study)
         }
     }
 
@@ -357,6 +367,7 @@ public actor WatchAgent {
         quarantineUnreadable(now: now)
         dispatchQuiescent(now: now)
         fireTriggers(now: now)
+        stopOverdueTriggers(now: now)
         applyRelabelRequests()
         writeStatus(force: false)
         if now.timeIntervalSince(lastPrune) >= 3600 {
@@ -449,7 +460,8 @@ public actor WatchAgent {
         }
         for (file, reason) in result.incomplete {
             // Handled like the rest of its series once whole (its close event or a rescan brings it back).
-            unreadable[file.path] = Unreadable(rule: result.decision.rule, stamp: file.stamp, since: Date(), reason: reason, incomplete: true)
+            unreadable[file.path] = Unreadable(rule: result.decision.rule, stamp: file.stamp, since: Date(), reason: reason, incomplete: true,
+                                               study: key.study)
         }
         let first = decisions[key.series] == nil
         let relabelled = relabelling.remove(key) != nil
@@ -465,6 +477,7 @@ public actor WatchAgent {
                 }
             } else {
                 decision.folders = Array(Set(previous.folders).union(decision.folders)).sorted()
+                decision.studyFolder = decision.studyFolder ?? previous.studyFolder
             }
         }
         decisions[key.series] = decision
@@ -539,14 +552,20 @@ public actor WatchAgent {
     // MARK: Study triggers
 
     private func fireTriggers(now: Date) {
+        // A file still being read, or waiting to be whole, may belong to any study of its rule.
+        guard readQueueHead == readQueue.count, readsInFlight == 0 else { return }
         for (uid, study) in studies {
             guard let rule = rule(named: study.rule), !rule.triggers.isEmpty else { continue }
-            let classes = Set(study.series.values.map(\.classification.sequence))
+            // A series sent to review is not yet what its class says: it satisfies no trigger.
+            let classes = Set(study.series.values.filter { !$0.review }.map(\.classification.sequence))
             for trigger in rule.triggers where !study.fired.contains(trigger.name) && trigger.requires.isSubset(of: classes) {
                 guard now.timeIntervalSince(study.lastActivity) >= trigger.quietSeconds,
-                      !tracker.hasPending(study: uid), !inFlight.keys.contains(where: { $0.study == uid }) else { continue }
+                      !tracker.hasPending(study: uid), !inFlight.keys.contains(where: { $0.study == uid }),
+                      !unreadable.values.contains(where: { $0.incomplete && ($0.study == uid || ($0.study == nil && $0.rule == study.rule)) })
+                else { continue }
+                guard trigger.command == nil || runningTriggers.count < configuration.maximumRunningTriggers else { return }
                 studies[uid]?.fired.insert(trigger.name)
-                fire(trigger, rule: rule, study: uid, series: Array(study.series.values))
+                fire(trigger, rule: rule, study: uid, series: study.series.values.filter { !$0.review })
             }
         }
     }
@@ -559,19 +578,21 @@ public actor WatchAgent {
         var record = TriggerRecord(time: Date(), study: study, trigger: trigger.name, rule: rule.name)
         do {
             let data = (try? encoder.encode(manifest)) ?? Data()
-            let name = PathTemplate.safeComponent(PathTemplate.sanitise(study)) + ".json"
-            let path = state.manifests + "/" + PathTemplate.safeComponent(PathTemplate.sanitise(trigger.name)) + "-" + name
+            // A UID is at most 64 characters; a longer (hostile) one would make too long a name.
+            let studyName = study.count <= 64 ? PathTemplate.safeComponent(PathTemplate.sanitise(study)) : PathTemplate.key(study)
+            let base = state.manifests + "/" + String(PathTemplate.safeComponent(PathTemplate.sanitise(trigger.name)).prefix(64)) + "-" + studyName
+            let path = base + ".json"
             try FileSystem.writeAtomically(data, to: path)
             record.manifest = path
             if let inbox = trigger.inbox {
                 try FileSystem.createDirectory(inbox)
-                try FileSystem.writeAtomically(data, to: inbox + "/" + name)
+                try FileSystem.writeAtomically(data, to: inbox + "/" + studyName + ".json")
             }
             // Recorded before the command starts, so that it fires once per study even if the
             // agent stops meanwhile, and the record of its end comes after.
             try triggerLog.append(record)
             if let command = trigger.command {
-                try start(command + [manifest.folder ?? "", path], record: record, manifest: path)
+                try start(command + [manifest.folder ?? "", path], trigger: trigger, record: record, manifest: path, log: base + ".log")
             }
             counters.triggers += 1
             logger.notice("study trigger fired", metadata: ["study": "\(study)", "trigger": "\(trigger.name)"])
@@ -583,29 +604,65 @@ public actor WatchAgent {
         }
     }
 
+    /// A trigger command in progress.
+    private struct RunningTrigger {
+        var process: PipelineProcess
+        var record: TriggerRecord
+        var deadline: Date
+        /// When SIGTERM was sent at the deadline; SIGKILL follows ten seconds later.
+        var terminated: Date?
+    }
+
     /// Starts a trigger's command (argv, no shell) without waiting: a pipeline may run for hours
-    /// while the agent goes on. Its exit status is recorded in a second line when it ends.
-    private func start(_ argv: [String], record: TriggerRecord, manifest: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
+    /// while the agent goes on. A thread of its own waits for it; its exit status is recorded in a
+    /// second line when it ends.
+    private func start(_ argv: [String], trigger: StudyTrigger, record: TriggerRecord, manifest: String, log: String) throws(FileSystemError) {
         var environment = ProcessInfo.processInfo.environment
         environment["MRSORT_STUDY_UID"] = record.study
         environment["MRSORT_TRIGGER"] = record.trigger
         environment["MRSORT_MANIFEST"] = manifest
-        process.environment = environment
-        let log = triggerLog, logger = logger
-        process.terminationHandler = { process in
-            var finished = record
-            finished.time = Date()
-            finished.exitStatus = process.terminationStatus
-            try? log.append(finished)
-            if process.terminationStatus != 0 {
-                logger.error("study trigger command failed", metadata: ["study": "\(record.study)", "trigger": "\(record.trigger)",
-                                                                    "status": "\(process.terminationStatus)"])
+        let process = try PipelineProcess.start(argv, environment: environment, log: log)
+        var started = record
+        started.pid = process.pid
+        started.log = log
+        runningTriggers[process.pid] = RunningTrigger(process: process, record: started,
+                                                      deadline: Date().addingTimeInterval(trigger.timeoutSeconds))
+        let continuation = continuation
+        let waiter = Thread {
+            continuation.yield(.triggerEnded(pid: process.pid, status: process.wait()))
+        }
+        waiter.name = "mrsort-trigger-\(process.pid)"
+        waiter.start()
+    }
+
+    private func triggerEnded(pid: pid_t, status: Int32) {
+        guard let running = runningTriggers.removeValue(forKey: pid) else { return }
+        var finished = running.record
+        finished.time = Date()
+        finished.exitStatus = status
+        if running.terminated != nil { finished.timedOut = true }
+        try? triggerLog.append(finished)
+        if status != 0 {
+            counters.errors += 1
+            logger.error("study trigger command failed", metadata: ["study": "\(finished.study)", "trigger": "\(finished.trigger)",
+                                                                "status": "\(status)", "timed out": "\(running.terminated != nil)",
+                                                                "log": "\(finished.log ?? "")"])
+        }
+    }
+
+    /// Stops commands past their trigger's timeout: SIGTERM to the process group, SIGKILL ten
+    /// seconds later if it is still there.
+    private func stopOverdueTriggers(now: Date) {
+        for (pid, running) in runningTriggers {
+            if let terminated = running.terminated {
+                if now.timeIntervalSince(terminated) >= 10 { running.process.signalGroup(SIGKILL) }
+            } else if now >= running.deadline {
+                logger.error("study trigger command timed out; stopping it", metadata: ["study": "\(running.record.study)",
+                                                                                      "trigger": "\(running.record.trigger)", "pid": "\(pid)"])
+                running.process.signalGroup(SIGTERM)
+                runningTriggers[pid]?.terminated = now
             }
         }
-        try process.run()
     }
 
     // MARK: Corrections
@@ -778,7 +835,9 @@ public struct StudyManifest: Codable, Sendable {
                   seriesDescription: $0.classification.seriesDescription, sequence: $0.classification.sequence,
                   orientation: $0.classification.orientation, confidence: $0.classification.confidence, folders: $0.folders)
         }
-        folder = Self.commonFolder(series.flatMap(\.folders))
+        // The layout's study folder; where the layout names no study, the series folders' common parent.
+        let studyFolders = Set(series.compactMap(\.studyFolder))
+        folder = studyFolders.count == 1 ? studyFolders.first : Self.commonFolder(series.flatMap(\.folders))
     }
 
     static func commonFolder(_ folders: [String]) -> String? {

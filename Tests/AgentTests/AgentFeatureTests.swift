@@ -114,13 +114,99 @@ struct AgentFeatureTests {
         let calls = try String(contentsOfFile: root + "/calls.txt", encoding: .utf8).split(separator: "\n")
         #expect(calls.count == 1)
         let manifestPath = root + "/state/manifests/diffusion-\(study).json"
-        #expect(calls.first.map(String.init) == "\(study)|diffusion|--study|\(root)/out/\(study)/601_dwi|\(manifestPath)")
+        // The study's folder in the layout, also for a study of one series.
+        #expect(calls.first.map(String.init) == "\(study)|diffusion|--study|\(root)/out/\(study)|\(manifestPath)")
         let manifest = try JSONDecoder.iso8601.decode(StudyManifest.self, from: try Data(contentsOf: URL(fileURLWithPath: root + "/inbox/\(study).json")))
         #expect(manifest.study == study)
         #expect(manifest.series.map(\.sequence) == [.dwi])
         #expect(manifest.series.first?.folders.first?.hasPrefix(root + "/out/\(study)/") == true)
         // One line when fired, one with the command's exit status when it ended.
-        #expect(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").map(\.exitStatus) == [nil, 0])
+        let records = JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl")
+        #expect(records.map(\.exitStatus) == [nil, 0])
+        #expect(records.last?.pid != nil)
+        #expect(records.last?.log == root + "/state/manifests/diffusion-\(study).log")
+    }
+
+    @Test("A file still being written holds back its study's trigger; the trigger then fires with the whole series")
+    func triggerWaitsForFilesInProgress() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let script = root + "/pipeline.sh"
+        try "#!/bin/sh\nfind \"$1\" -type f -name '*.dcm' | wc -l > \(root)/count.tmp\nmv \(root)/count.tmp \(root)/count.txt\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let (agent, running) = try Self.agent(root, """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: 1
+            incomplete_seconds: 120
+            action: move
+            output: \(root)/out
+            quarantine: \(root)/quarantine
+            triggers:
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(script)]
+        """)
+        let files = try Paths.realSeries("dcm_qa_philips__S601_dti_ax")
+        for file in files.dropLast() { try FileManager.default.copyItem(atPath: file, toPath: root + "/in/" + (file as NSString).lastPathComponent) }
+        // The last file arrives slowly: 60% of it now, the rest later.
+        let last = try #require(files.last)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: last))
+        let target = root + "/in/" + (last as NSString).lastPathComponent
+        FileManager.default.createFile(atPath: target, contents: bytes.prefix(bytes.count * 6 / 10))
+        try await Task.sleep(nanoseconds: 5_000_000_000)
+        #expect(!FileManager.default.fileExists(atPath: root + "/count.txt"), "fired while a file of the study was in progress")
+        let handle = try #require(FileHandle(forWritingAtPath: target))
+        handle.seekToEndOfFile()
+        handle.write(bytes.suffix(from: bytes.count * 6 / 10))
+        try handle.close()
+        #expect(await eventually(120) { FileManager.default.fileExists(atPath: root + "/count.txt") })
+        agent.stop()
+        try await running.value
+        let count = try String(contentsOfFile: root + "/count.txt", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(count == "\(files.count)")
+    }
+
+    @Test("A series sent to review satisfies no trigger")
+    func reviewedSeriesDoNotTrigger() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let script = root + "/pipeline.sh"
+        try "#!/bin/sh\ntouch \(root)/fired\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let (agent, running) = try Self.agent(root, """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: 1
+            action: move
+            output: \(root)/out
+            minimum_confidence: 0.9
+            review: \(root)/review
+            quarantine: \(root)/quarantine
+            triggers:
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(script)]
+        """)
+        // The shipped models disagree on this Philips DTI (forest dwi, CNN other): confidence 0.5, review.
+        let files = try Self.copy("dcm_qa_philips__S601_dti_ax", into: root + "/in")
+        #expect(await eventually(120) { allFiles(under: root + "/review").filter { $0.hasSuffix(".dcm") }.count == files.count })
+        try await Task.sleep(nanoseconds: 3_000_000_000)
+        agent.stop()
+        try await running.value
+        let decision = try #require(JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").last)
+        #expect(decision.review && decision.classification.sequence == .dwi)
+        #expect(!FileManager.default.fileExists(atPath: root + "/fired"))
+        #expect(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").isEmpty)
     }
 
     @Test("Two studies of one PatientID and date without AccessionNumber land in folders of their own (the default layout)")

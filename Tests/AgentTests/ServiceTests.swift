@@ -124,6 +124,81 @@ struct ServiceTests {
         #expect(next.terminationStatus == 0)
     }
 
+    @Test("Trigger commands start with no blocked or ignored signal, in their own process group, and are stopped at their timeout, even from an agent started with signals blocked")
+    func triggerProcesses() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        _ = try Self.setUp(root)
+        let probe = root + "/probe.sh", hang = root + "/hang.sh"
+        try """
+        #!/bin/sh
+        # Builtins only: while the shell waits for a child it blocks signals itself.
+        while IFS= read -r line; do case "$line" in SigBlk*|SigIgn*) echo "$line";; esac; done < /proc/$$/status > \(root)/probe.tmp
+        read -r stat < /proc/$$/stat
+        set -- $stat
+        echo "pgid $5 pid $$" >> \(root)/probe.tmp
+        mv \(root)/probe.tmp \(root)/probe.txt
+
+        """.write(toFile: probe, atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nexec sleep 120\n".write(toFile: hang, atomically: true, encoding: .utf8)
+        chmod(probe, 0o755)
+        chmod(hang, 0o755)
+        let configuration = root + "/mrsort.yaml"
+        let triggers = """
+
+            triggers:
+              - name: probe
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(probe)]
+              - name: hang
+                requires: [dwi]
+                quiet_seconds: 1
+                timeout_seconds: 2
+                command: [\(hang)]
+        """
+        try (try String(contentsOfFile: configuration, encoding: .utf8) + triggers).write(toFile: configuration, atomically: true, encoding: .utf8)
+        // The agent inherits a mask with SIGTERM, SIGALRM and SIGUSR1 blocked, as from a parent that blocks them.
+        var blocked = sigset_t(), previous = sigset_t()
+        sigemptyset(&blocked)
+        for signal in [SIGTERM, SIGALRM, SIGUSR1] { sigaddset(&blocked, signal) }
+        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        let agent: Process
+        do {
+            agent = try Self.start(configuration)
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+        } catch {
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+            throw error
+        }
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+        // The set-up holds: the agent itself runs with them blocked (bits 14, 13 and 9 of SigBlk).
+        let status = try String(contentsOfFile: "/proc/\(agent.processIdentifier)/status", encoding: .utf8)
+        let mask = status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") }.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) }
+        #expect(mask.map { $0 & 0x6200 == 0x6200 } == true, "\(status)")
+        for file in try Paths.realSeries("dcm_qa_philips__S601_dti_ax") {
+            try FileManager.default.copyItem(atPath: file, toPath: root + "/in/" + (file as NSString).lastPathComponent)
+        }
+        let ended = try await eventually(120) {
+            JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").filter { $0.exitStatus != nil }.count == 2
+        }
+        agent.terminate()
+        agent.waitUntilExit()
+        #expect(ended)
+        let lines = try String(contentsOfFile: root + "/probe.txt", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.contains("SigBlk:\t0000000000000000"), "\(lines)")
+        // Signals 32 and 33 are glibc's own (its threads' cancellation), which no program may use or reset.
+        let ignored = lines.first { $0.hasPrefix("SigIgn:") }.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) }
+        #expect(ignored.map { $0 & ~0x1_8000_0000 } == 0, "\(lines)")
+        let ids = try #require(lines.last).split(separator: " ")
+        #expect(ids.count == 4 && ids[1] == ids[3], "the command leads its own process group: \(lines)")
+        let records = JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").filter { $0.exitStatus != nil }
+        #expect(records.first { $0.trigger == "probe" }?.exitStatus == 0)
+        let stopped = try #require(records.first { $0.trigger == "hang" })
+        #expect(stopped.exitStatus == 128 + SIGTERM)
+        #expect(stopped.timedOut == true)
+    }
+
     /// Runs `mrsort watch` expecting it to give up at once; one that keeps running (an agent that
     /// was not refused) is killed after a minute and reported with status -1.
     static func refused(_ configuration: String) throws -> (status: Int32, error: String) {
