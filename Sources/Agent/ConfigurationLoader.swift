@@ -178,6 +178,8 @@ struct ConfigurationDecoder {
                     problem(item.at, "requires: unknown sequence class \"\(item.value)\"")
                 }
             }
+            // Every study, even one of localisers only, would satisfy an empty list.
+            if case .sequence(let items, _) = list, items.isEmpty { problem(list.location, "requires: at least one sequence class is needed") }
         }
         let quietSeconds = fields["quiet_seconds"].flatMap { number($0, "quiet_seconds", range: 0...604_800) } ?? 300
         let command = fields["command"].map { strings($0, "command").map(\.value) }
@@ -219,6 +221,29 @@ struct ConfigurationDecoder {
                 for other in watched where other.rule != index && (other.folder == folder
                     || (configuration.rules[other.rule].recursive && Self.contains(other.folder, folder))) {
                     problem(folderLocations[folder] ?? at, "rule \"\(rule.name)\": watched folder \(folder) is also watched by rule \"\(configuration.rules[other.rule].name)\" (\(other.folder))")
+                }
+            }
+        }
+        var inboxes: [String: String] = [:]
+        for (index, rule) in configuration.rules.enumerated() {
+            let at = ruleLocations.indices.contains(index) ? ruleLocations[index] : SourceLocation(line: 1, column: 1)
+            var triggerNames = Set<String>()
+            for trigger in rule.triggers {
+                // Triggers are remembered by name: a second of the same name would never fire.
+                if !triggerNames.insert(trigger.name).inserted {
+                    problem(at, "rule \"\(rule.name)\": trigger name \"\(trigger.name)\" is used twice")
+                }
+                guard let inbox = trigger.inbox else { continue }
+                // A manifest dropped into a watched folder would be quarantined as not DICOM.
+                for folder in watched.map(\.folder) where Self.contains(folder, inbox) || Self.contains(inbox, folder) {
+                    problem(at, "rule \"\(rule.name)\": trigger \"\(trigger.name)\": inbox \(inbox) overlaps the watched folder \(folder)")
+                }
+                // Manifests are named by study: two triggers' manifests would overwrite each other.
+                let key = Self.resolved(inbox)
+                if let other = inboxes[key] {
+                    problem(at, "rule \"\(rule.name)\": trigger \"\(trigger.name)\": inbox \(inbox) is also trigger \"\(other)\"'s inbox")
+                } else {
+                    inboxes[key] = trigger.name
                 }
             }
         }

@@ -183,6 +183,49 @@ struct ConfigurationTests {
         #expect(try AgentConfiguration.load(contentsOf: Paths.exampleConfiguration, checkFolders: false).warnings.isEmpty)
     }
 
+    @Test("Broken trigger set-ups are refused: an inbox in a watched folder, a shared inbox, a name used twice, no required class")
+    func triggerSetUps() throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let text = """
+        state_directory: \(root)/state
+        rules:
+          - name: a
+            watch: \(root)/in
+            action: move
+            output: \(root)/out
+            quarantine: \(root)/q
+            triggers:
+              - name: lesions
+                requires: [flair_3d]
+                inbox: \(root)/in/manifests
+              - name: lesions
+                requires: [t1_3d_pre]
+                inbox: \(root)/inbox
+              - name: volumetry
+                requires: []
+                inbox: \(root)/inbox
+        """
+        var found: [String] = []
+        do {
+            _ = try AgentConfiguration.parse(text, file: "test.yaml", checkFolders: false)
+        } catch {
+            found = error.problems.map(\.message)
+        }
+        #expect(found == ["requires: at least one sequence class is needed"], "\(found)")
+        // With a class required, the rule decodes and the folder checks see its triggers.
+        do {
+            _ = try AgentConfiguration.parse(text.replacingOccurrences(of: "requires: []", with: "requires: [dwi]"), file: "test.yaml", checkFolders: false)
+            Issue.record("broken triggers were accepted")
+        } catch {
+            found = error.problems.map(\.message)
+        }
+        #expect(found.contains("rule \"a\": trigger \"lesions\": inbox \(root)/in/manifests overlaps the watched folder \(root)/in"), "\(found)")
+        #expect(found.contains("rule \"a\": trigger name \"lesions\" is used twice"), "\(found)")
+        #expect(found.contains("rule \"a\": trigger \"volumetry\": inbox \(root)/inbox is also trigger \"lesions\"'s inbox"), "\(found)")
+        #expect(found.count == 3, "\(found)")
+    }
+
     @Test("check-config prints line:column errors and exits non-zero; --folders lists folders")
     func checkConfigCommand() throws {
         let root = try Paths.temporaryDirectory()
