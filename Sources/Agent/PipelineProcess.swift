@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Synchronization
 
 /// A study trigger's command, started the way a service manager starts one: in a process group of
 /// its own, with every signal unblocked and at its default disposition, stdin from /dev/null and
@@ -64,5 +65,18 @@ struct PipelineProcess: Sendable {
     /// Sends `signal` to the whole process group: the command and what it started.
     func signalGroup(_ signal: Int32) {
         kill(-pid, signal)
+    }
+}
+
+/// When the agent began stopping a command that ran past its timeout; shared between the agent
+/// and the thread that waits for the command, which records the end as timed out.
+final class PipelineStop: Sendable {
+    private let time = Mutex<Date?>(nil)
+
+    /// The time SIGTERM was sent, or nil while the command is within its time.
+    var sent: Date? { time.withLock { $0 } }
+
+    func mark(_ date: Date) {
+        time.withLock { $0 = date }
     }
 }

@@ -28,8 +28,8 @@ public actor WatchAgent {
         case reload
         /// SIGTERM/SIGINT: finish the series in hand, then return from `run()`.
         case stop
-        /// A trigger command ended with this status.
-        case triggerEnded(pid: pid_t, status: Int32)
+        /// A trigger command ended (its end line already written).
+        case triggerEnded(TriggerRecord)
     }
 
     private var configuration: AgentConfiguration
@@ -212,7 +212,7 @@ public actor WatchAgent {
                 // (with short series the tick, not the work, set the pace).
                 dispatchQuiescent(now: Date())
             case .reload: reloadConfiguration()
-            case .triggerEnded(let pid, let status): triggerEnded(pid: pid, status: status)
+            case .triggerEnded(let record): triggerEnded(record)
             case .stop:
                 if !stopping {
                     stopping = true
@@ -609,8 +609,8 @@ public actor WatchAgent {
         var process: PipelineProcess
         var record: TriggerRecord
         var deadline: Date
-        /// When SIGTERM was sent at the deadline; SIGKILL follows ten seconds later.
-        var terminated: Date?
+        /// SIGTERM at the deadline; SIGKILL follows ten seconds later.
+        let stop: PipelineStop
     }
 
     /// Starts a trigger's command (argv, no shell) without waiting: a pipeline may run for hours
@@ -623,29 +623,36 @@ public actor WatchAgent {
         environment["MRSORT_MANIFEST"] = manifest
         let process = try PipelineProcess.start(argv, environment: environment, log: log)
         var started = record
+        started.time = Date()
         started.pid = process.pid
         started.log = log
-        runningTriggers[process.pid] = RunningTrigger(process: process, record: started,
-                                                      deadline: Date().addingTimeInterval(trigger.timeoutSeconds))
-        let continuation = continuation
+        // A second line once it runs, so that a restart can tell a command that was running.
+        try? triggerLog.append(started)
+        let running = RunningTrigger(process: process, record: started, deadline: Date().addingTimeInterval(trigger.timeoutSeconds),
+                                     stop: PipelineStop())
+        runningTriggers[process.pid] = running
+        let continuation = continuation, log = triggerLog, stop = running.stop, record = started
+        // The end is recorded by this thread, so that it is recorded also when the agent's event
+        // loop has ended meanwhile (while the process lives).
         let waiter = Thread {
-            continuation.yield(.triggerEnded(pid: process.pid, status: process.wait()))
+            let status = process.wait()
+            var finished = record
+            finished.time = Date()
+            finished.exitStatus = status
+            if stop.sent != nil { finished.timedOut = true }
+            try? log.append(finished)
+            continuation.yield(.triggerEnded(finished))
         }
         waiter.name = "mrsort-trigger-\(process.pid)"
         waiter.start()
     }
 
-    private func triggerEnded(pid: pid_t, status: Int32) {
-        guard let running = runningTriggers.removeValue(forKey: pid) else { return }
-        var finished = running.record
-        finished.time = Date()
-        finished.exitStatus = status
-        if running.terminated != nil { finished.timedOut = true }
-        try? triggerLog.append(finished)
-        if status != 0 {
+    private func triggerEnded(_ finished: TriggerRecord) {
+        if let pid = finished.pid { runningTriggers[pid] = nil }
+        if finished.exitStatus != 0 {
             counters.errors += 1
             logger.error("study trigger command failed", metadata: ["study": "\(finished.study)", "trigger": "\(finished.trigger)",
-                                                                "status": "\(status)", "timed out": "\(running.terminated != nil)",
+                                                                "status": "\(finished.exitStatus ?? -1)", "timed out": "\(finished.timedOut == true)",
                                                                 "log": "\(finished.log ?? "")"])
         }
     }
@@ -654,13 +661,13 @@ public actor WatchAgent {
     /// seconds later if it is still there.
     private func stopOverdueTriggers(now: Date) {
         for (pid, running) in runningTriggers {
-            if let terminated = running.terminated {
+            if let terminated = running.stop.sent {
                 if now.timeIntervalSince(terminated) >= 10 { running.process.signalGroup(SIGKILL) }
             } else if now >= running.deadline {
                 logger.error("study trigger command timed out; stopping it", metadata: ["study": "\(running.record.study)",
                                                                                       "trigger": "\(running.record.trigger)", "pid": "\(pid)"])
+                running.stop.mark(now)
                 running.process.signalGroup(SIGTERM)
-                runningTriggers[pid]?.terminated = now
             }
         }
     }
@@ -762,8 +769,20 @@ public actor WatchAgent {
             study.lastActivity = max(study.lastActivity, decision.time)
             studies[c.studyInstanceUID] = study
         }
+        var unfinished: [Int32: TriggerRecord] = [:]
         for record in JSONLinesLog<TriggerRecord>.read(state.triggers) {
             studies[record.study]?.fired.insert(record.trigger)
+            guard let pid = record.pid else { continue }
+            // A start line has neither an exit status nor an error; an end line has one of them.
+            if record.exitStatus == nil && record.error == nil { unfinished[pid] = record } else { unfinished[pid] = nil }
+        }
+        // Commands that were running when the previous agent stopped: their end was not seen.
+        for var record in unfinished.values.sorted(by: { $0.time < $1.time }) {
+            record.time = Date()
+            record.error = "interrupted: the agent stopped while the command ran (pid \(record.pid ?? 0)); its outcome is unknown"
+            try? triggerLog.append(record)
+            logger.warning("study trigger command's outcome unknown", metadata: ["study": "\(record.study)", "trigger": "\(record.trigger)",
+                                                                             "log": "\(record.log ?? "")"])
         }
         for record in JSONLinesLog<AuditRecord>.read(state.audit) {
             if let stamp = record.sourceStamp, FileSystem.stamp(record.file) == stamp { handledFiles[record.file] = stamp }

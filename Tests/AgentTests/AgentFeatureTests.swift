@@ -120,10 +120,10 @@ struct AgentFeatureTests {
         #expect(manifest.study == study)
         #expect(manifest.series.map(\.sequence) == [.dwi])
         #expect(manifest.series.first?.folders.first?.hasPrefix(root + "/out/\(study)/") == true)
-        // One line when fired, one with the command's exit status when it ended.
+        // One line when fired, one when the command started, one with its exit status when it ended.
         let records = JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl")
-        #expect(records.map(\.exitStatus) == [nil, 0])
-        #expect(records.last?.pid != nil)
+        #expect(records.map(\.exitStatus) == [nil, nil, 0])
+        #expect(records.map { $0.pid != nil } == [false, true, true])
         #expect(records.last?.log == root + "/state/manifests/diffusion-\(study).log")
     }
 
@@ -170,6 +170,48 @@ struct AgentFeatureTests {
         try await running.value
         let count = try String(contentsOfFile: root + "/count.txt", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(count == "\(files.count)")
+    }
+
+    @Test("A command still running when the agent stops is recorded as interrupted at the next start, once")
+    func interruptedTrigger() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let script = root + "/pipeline.sh"
+        try "#!/bin/sh\nexec sleep 60\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let text = """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: 1
+            action: move
+            output: \(root)/out
+            quarantine: \(root)/quarantine
+            triggers:
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(script)]
+        """
+        var (agent, running) = try Self.agent(root, text)
+        _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
+        #expect(await eventually(120) { JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").contains { $0.pid != nil } })
+        agent.stop()
+        try await running.value
+        let pid = try #require(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").compactMap(\.pid).first)
+        defer { kill(-pid, SIGKILL) }
+        for _ in 0..<2 {
+            (agent, running) = try Self.agent(root, text)
+            try await Task.sleep(nanoseconds: 1_500_000_000)
+            agent.stop()
+            try await running.value
+        }
+        let records = JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl")
+        #expect(records.count == 3, "fired, started, interrupted once: \(records)")
+        #expect(records.last?.error?.hasPrefix("interrupted: the agent stopped while the command ran (pid \(pid))") == true)
+        #expect(records.last?.exitStatus == nil)
     }
 
     @Test("A series sent to review satisfies no trigger")
