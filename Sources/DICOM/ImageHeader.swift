@@ -69,10 +69,19 @@ public struct ImageHeader: Sendable, Hashable, Codable {
 
 extension ImageHeader {
     /// Whether the image names a ContrastBolusAgent. Absent and blank read alike: the attribute is
-    /// type 2, and scanners write it empty on series without contrast as often as they omit it.
+    /// type 2, and scanners write it empty on series without contrast as often as they omit it;
+    /// so do the words sites type for "none" (`NONE`, `NO`, `N/A`, `0`, `-`, `no contrast` …).
     public var namesContrastAgent: Bool {
-        contrastBolusAgent?.contains { !$0.isWhitespace } ?? false
+        guard let value = contrastBolusAgent else { return false }
+        let word = value.uppercased().filter { $0.isLetter || $0.isNumber }
+        return !word.isEmpty && !Self.noContrastAgent.contains(word)
     }
+
+    /// ContrastBolusAgent values that say no agent was given, upper-cased, letters and digits only.
+    static let noContrastAgent: Set<String> = [
+        "NONE", "NO", "N", "NA", "0", "00", "NIL", "NULL", "NOCONTRAST", "NOAGENT", "NOTAPPLICABLE", "NOTGIVEN", "WITHOUT",
+        "WITHOUTCONTRAST", "UNKNOWN", "NOCM", "NOKM",
+    ]
 
     /// Whether the image is a Secondary Capture Image (SOP class 1.2.840.10008.5.1.4.1.1.7): a
     /// screen capture, summary page or report, without a slice plane of its own. (The multi-frame

@@ -134,6 +134,19 @@ struct HeaderReadingTests {
         }
     }
 
+    @Test("ContrastBolusAgent names an agent only when it is not a site's word for none", arguments: [
+        ("Magnevist", true), ("GADOVIST 1.0", true), ("Gd", true), ("", false), ("   ", false), ("NONE", false), ("none", false),
+        ("NO", false), ("N/A", false), ("0", false), ("-", false), ("No contrast", false), ("unknown", false),
+    ])
+    func contrastAgentWords(value: String, names: Bool) throws {
+        let file = try #require(try DICOMFileDiscovery.files(in: [Fixtures.realData + "/dcm_qa_decubitus__S2_t1_fl2d_sag"]).first)
+        var header = try #require(try ImageHeader.read(from: file).first)
+        header.contrastBolusAgent = value
+        #expect(header.namesContrastAgent == names)
+        header.contrastBolusAgent = nil
+        #expect(!header.namesContrastAgent)
+    }
+
     @Test("Siemens b-value from its private tag (0019,100C)")
     func siemensPrivateBValue() throws {
         let files = try DICOMFileDiscovery.files(in: [Fixtures.realData + "/dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2"])
