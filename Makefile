@@ -1,13 +1,30 @@
 # mrsort: build, test and demo entry points (the README names these).
 SWIFT ?= swift
-PYTHON ?= python3
+# The training code and its tests run in a virtual environment the Makefile makes (`make venv`):
+# Debian's own Python is externally managed (PEP 668) and refuses `pip install`.
+VENV ?= .venv
+PYTHON ?= $(VENV)/bin/python
 REALDATA ?= ../shared/realdata
 CORPUS ?= corpus
 STUDIES ?= 300
 MRSORT = $$($(SWIFT) build -c release --show-bin-path)/mrsort
 
-.PHONY: build release test test-swift test-python demo classify-demo benchmark corpus forest-model heldout cnn-model clean
+.PHONY: build release test test-swift test-python demo classify-demo benchmark corpus forest-model heldout cnn-model clean setup venv
 .PHONY: deb test-package
+
+## What a fresh Debian 12 machine lacks: the build dependencies (apt, as root or through sudo)
+## and the Python virtual environment.
+setup:
+	scripts/setup.sh
+	$(MAKE) venv
+
+## The virtual environment with training/requirements.txt (Python 3.11 or later: numpy 2.4 needs it).
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: training/requirements.txt
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r training/requirements.txt
+	touch $@
 
 build:
 	$(SWIFT) build
@@ -21,11 +38,13 @@ test: test-swift test-python
 # The agent's tests run real agents against the clock (quiet periods, inotify, subprocesses); they
 # run one at a time after the rest, so that long synchronous tests elsewhere cannot starve the
 # concurrency pool the agents run on.
-test-swift:
-	MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --skip AgentTests
-	MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --skip-build --filter AgentTests --no-parallel
+# The agent's tests run the corpus generator (`python3 -m training.synth`): the environment's
+# Python comes first on PATH.
+test-swift: venv
+	PATH="$(abspath $(VENV))/bin:$$PATH" MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --skip AgentTests
+	PATH="$(abspath $(VENV))/bin:$$PATH" MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --skip-build --filter AgentTests --no-parallel
 
-test-python:
+test-python: venv
 	MRSORT_REALDATA=$(abspath $(REALDATA)) $(PYTHON) -m pytest -q training/tests
 
 ## The main job on a sample drop folder: mrsort watch with the default configuration and the
@@ -38,7 +57,7 @@ classify-demo: release
 	$(MRSORT) classify $(REALDATA)
 
 ## The synthetic training corpus (training/synth), deterministic for its seed.
-corpus:
+corpus: venv
 	test -f $(CORPUS)/labels.csv || $(PYTHON) -m training.synth --out $(CORPUS) --studies $(STUDIES) --seed 0 --jobs 2
 
 ## The shipped metadata forest: features by mrsort itself, training by scikit-learn, figures
@@ -61,7 +80,7 @@ test-package:
 
 ## An unseen synthetic corpus (other seed) for held-out figures.
 HELDOUT ?= heldout
-heldout:
+heldout: venv
 	test -f $(HELDOUT)/labels.csv || $(PYTHON) -m training.synth --out $(HELDOUT) --studies 40 --seed 1 --jobs 2
 
 ## The shipped pixel CNN: slices preprocessed by mrsort itself, training by PyTorch on the CPU
