@@ -9,7 +9,7 @@ CORPUS ?= corpus
 STUDIES ?= 300
 MRSORT = $$($(SWIFT) build -c release --show-bin-path)/mrsort
 
-.PHONY: build release test test-swift test-python demo classify-demo benchmark corpus forest-model heldout cnn-model clean setup venv
+.PHONY: build release test test-swift test-python demo classify-demo benchmark corpus forest-model heldout cnn-model clean setup venv loso
 .PHONY: deb test-package
 
 ## What a fresh Debian 12 machine lacks: the build dependencies (apt, as root or through sudo)
@@ -104,3 +104,15 @@ benchmark:
 
 clean:
 	rm -rf .build
+
+## Leave-one-source-out measure of the forest on the real series and on de-identified copies of
+## them (training/forest/LOSO.md): the figure that says how the forest fares on unseen sites.
+LOSO ?= /tmp/loso-make
+loso: release venv
+	test -f $(LOSO)/corpus/labels.csv || $(PYTHON) -m training.synth --out $(LOSO)/corpus --studies 120 --seed 0 --jobs 2
+	test -f $(LOSO)/heldout/labels.csv || $(PYTHON) -m training.synth --out $(LOSO)/heldout --studies 30 --seed 1 --jobs 2
+	test -d $(LOSO)/deid/realdata || $(PYTHON) -m training.deidentify $(REALDATA) $(LOSO)/deid/realdata
+	test -d $(LOSO)/deid/realpool || $(PYTHON) -m training.deidentify ../shared/realpool/dicom $(LOSO)/deid/realpool
+	$(PYTHON) -m training.forest.loso --mrsort $(MRSORT) --work $(LOSO)/features --synth $(LOSO)/corpus --heldout $(LOSO)/heldout \
+		--variant original=$(REALDATA),../shared/realpool/dicom --variant deid=$(LOSO)/deid/realdata,$(LOSO)/deid/realpool \
+		--real-weight 5 --jobs 2 --shipped models/forest.safetensors --out training/forest/LOSO-run.md

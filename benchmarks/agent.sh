@@ -8,6 +8,9 @@
 #   2. latency: a series copied in; seconds from the end of the quiet period to the last file sorted;
 #   3. memory: 100,000 files pending (quiet period of an hour); VmRSS once all are read.
 #
+# Many small series (1–12 files each) are measured by benchmarks/small-series.sh, crash safety under
+# SIGKILL by benchmarks/soak.sh.
+#
 # usage: benchmarks/agent.sh MRSORT TEMPLATE_FILE SERIES_DIR [N] [WORK_DIR]
 set -euo pipefail
 mrsort=$1 template=$2 series=$3 count=${4:-20000} work=${5:-$(mktemp -d /tmp/mrsort-agent-bench.XXXXXX)}

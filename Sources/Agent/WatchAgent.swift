@@ -159,6 +159,7 @@ public actor WatchAgent {
             lock.release()
             self.lock = nil
         }
+        removeStateLeftovers()
         for recovery in try journal.recover() {
             logger.notice("journal recovery", metadata: ["step": "\(recovery)"])
             guard recovery.delivered, let destination = recovery.intent.destination else { continue }
@@ -224,6 +225,18 @@ public actor WatchAgent {
         }
         writeStatus(force: true)
         logger.info("stopped", metadata: ["pending series": "\(tracker.pending.count)"])
+    }
+
+    /// Removes what a crash mid-`writeAtomically` left in the agent's own folders (the status file,
+    /// manifests, trigger inboxes): hidden temporaries that no one else writes, the lock being held.
+    private func removeStateLeftovers() {
+        let folders = [state.path, state.manifests, state.requests] + configuration.rules.flatMap { $0.triggers.compactMap(\.inbox) }
+        for folder in folders {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(AtomicRewrite.temporaryPrefix) {
+                try? FileSystem.remove(folder + "/" + name, sync: false)
+                logger.notice("removed a temporary left by a crash", metadata: ["file": "\(folder)/\(name)"])
+            }
+        }
     }
 
     // MARK: Arrivals

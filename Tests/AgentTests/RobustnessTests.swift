@@ -210,6 +210,9 @@ struct RobustnessTests {
         encoder.dateEncodingStrategy = .iso8601
         try Data(try records.flatMap { try encoder.encode($0) + [0x0A] }).write(to: URL(fileURLWithPath: audit))
         _ = try Journal(path: root + "/state/journal.jsonl").begin(.copy, source: lost.file, destination: lost.destination, rewritten: true)
+        // And the status file's temporary, killed mid-write.
+        let leftover = root + "/state/" + AtomicRewrite.temporaryPrefix + "status.json.x1"
+        FileManager.default.createFile(atPath: leftover, contents: Data("{".utf8))
 
         (agent, running) = try Self.start(configuration)
         #expect(await eventually(60) { JSONLinesLog<AuditRecord>.read(audit).count > records.count })
@@ -219,6 +222,7 @@ struct RobustnessTests {
         try await running.value
         let after = JSONLinesLog<AuditRecord>.read(audit).dropFirst(records.count)
         #expect(after.map(\.action) == ["recovered copy"])
+        #expect(!FileManager.default.fileExists(atPath: leftover))
         #expect(after.first?.sourceStamp != nil)
         #expect(allFiles(under: root + "/out").count == files)
         #expect(allFiles(under: root + "/in").count == files)
