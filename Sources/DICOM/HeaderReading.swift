@@ -102,6 +102,21 @@ enum DiffusionBValue {
             if element.group == 0x0043, value >= geOffset { value = value.truncatingRemainder(dividingBy: geOffset) }
             return value
         }
+        // De-identification removes private elements but keeps SequenceName (PS3.15 lists it
+        // nowhere), where Siemens writes the b-value too, as dcm2niix reads it.
+        return fromSiemensSequenceName(item.text(.sequenceName))
+    }
+
+    /// The b-value in a Siemens diffusion SequenceName: `*ep_b1000t`, `ep_b0`, `*re_b800#2`
+    /// (EPI, RESOLVE): the digits after `_b` that follows a two-letter sequence code.
+    static func fromSiemensSequenceName(_ name: String?) -> Double? {
+        guard let characters = name.map({ Array($0.lowercased()) }) else { return nil }
+        for index in characters.indices.dropLast() where characters[index] == "_" && characters[index + 1] == "b" {
+            let code = String(characters[..<index].filter(\.isLetter).suffix(2))
+            let digits = characters[(index + 2)...].prefix { $0.isNumber }
+            guard ["ep", "re", "ez"].contains(code), !digits.isEmpty else { continue }
+            return Double(String(digits))
+        }
         return nil
     }
 }

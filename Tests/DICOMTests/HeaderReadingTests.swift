@@ -162,6 +162,30 @@ struct HeaderReadingTests {
         #expect(seen.count > 1)
     }
 
+    @Test("Siemens b-value from SequenceName once de-identification removed the private elements")
+    func siemensBValueWithoutPrivateElements() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let files = try DICOMFileDiscovery.files(in: [Fixtures.realData + "/dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2"])
+        var seen: Set<Double> = []
+        for file in files {
+            let expected = try #require(try ImageHeader.read(from: file).first?.diffusionBValue)
+            let copy = try Fixtures.copy(file, into: directory)
+            // As PS3.15's basic profile does: every private element goes, SequenceName stays.
+            try Tool.run("dcmodify", ["-nb", "-ep", copy])
+            #expect(try DCMDump.topLevel(copy)["(0019,100c)"] == nil)
+            #expect(try ImageHeader.read(from: copy).first?.diffusionBValue == expected)
+            seen.insert(expected)
+        }
+        #expect(seen.count > 1)
+        for (name, value) in [("*ep_b1000t", 1000.0), ("ep_b0", 0), ("*re_b800#2", 800), ("*ep_b50_1000", 50)] as [(String, Double)] {
+            #expect(DiffusionBValue.fromSiemensSequenceName(name) == value, "\(name)")
+        }
+        for name in ["*tfl3d1_16ns", "*fl2d1", "b1000", "*tse2d1_b3", nil] as [String?] {
+            #expect(DiffusionBValue.fromSiemensSequenceName(name) == nil, "\(name ?? "nil")")
+        }
+    }
+
     @Test("Philips b-value from (2001,1003) when the standard attribute is absent")
     func philipsPrivateBValue() throws {
         let directory = try Fixtures.temporaryDirectory()
