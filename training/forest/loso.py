@@ -103,18 +103,6 @@ def swift_series_vote(data, proba):
     return np.array(predicted, dtype=int), truth[present], present, support[present]
 
 
-def cap_rows(series, limit):
-    """Boolean mask keeping at most `limit` rows per series, evenly spaced, first and last kept."""
-    keep = np.zeros(len(series), dtype=bool)
-    for s in np.unique(series):
-        rows = np.flatnonzero(series == s)
-        if limit <= 0 or len(rows) <= limit:
-            keep[rows] = True
-        else:
-            keep[rows[np.unique(np.round(np.linspace(0, len(rows) - 1, limit)).astype(int))]] = True
-    return keep
-
-
 def fit_arrays(X, y, max_features, seed, jobs, trees=100):
     forest = train.fit(X, y, max_features, trees, seed, jobs)
     return forest, export.forest_arrays(forest, 25, forest.classes_.astype(int))
@@ -263,7 +251,7 @@ def main(argv=None):
 
     # Training rows of a real series: at most --real-images-per-series, evenly spaced (a 200-frame
     # enhanced file would otherwise outweigh a dozen single-file series); evaluation reads them all.
-    capped = {v: cap_rows(real.series, args.real_images_per_series) for v, real in variants.items()}
+    capped = {v: train.cap_rows(real.series, args.real_images_per_series) for v, real in variants.items()}
     train_variants = [(v, v) for v in variants]
     if args.cross:
         train_variants += [(first, v) for v in variants if v != first]

@@ -4,8 +4,14 @@
         [--real REAL.safetensors] [--report training/forest/REPORT.md]
 
 CORPUS.safetensors comes from `mrsort dataset CORPUS_DIR --out ...`; REAL.safetensors from
-`mrsort dataset ../shared/realdata --vocabulary models/forest.safetensors --out ...` after a
-first run (the real data is only ever evaluated, never trained on).
+`mrsort dataset ../shared/realdata --vocabulary CORPUS.safetensors --out ...`.
+
+`--real-train A.safetensors B.safetensors` adds real series to the training rows (at most
+`--real-images-per-series` evenly spaced images of each, each repeated `--real-weight` times,
+since a real series stands for a site the generator does not imitate): features per split are
+tuned on synthetic studies only, the final forest is fitted on the synthetic training studies and
+every real series. What that gains on sites never seen is measured by leave-one-source-out
+(`training/forest/loso.py`, `make loso`), not by `--real`, which then scores training data.
 
 Held-out synthetic figures use a split by study, so no study contributes to both sides.
 """
@@ -38,6 +44,31 @@ def subset(data, rows):
         series=data.series[rows], columns=data.columns, vocabulary=data.vocabulary, sequences=data.sequences,
         orientations=data.orientations, series_uids=data.series_uids, series_dirs=data.series_dirs,
         series_vendors=data.series_vendors, series_subjects=data.series_subjects)
+
+
+def cap_rows(series, limit):
+    """Boolean mask keeping at most `limit` rows per series, evenly spaced, first and last kept."""
+    keep = np.zeros(len(series), dtype=bool)
+    for s in np.unique(series):
+        rows = np.flatnonzero(series == s)
+        if limit <= 0 or len(rows) <= limit:
+            keep[rows] = True
+        else:
+            keep[rows[np.unique(np.round(np.linspace(0, len(rows) - 1, limit)).astype(int))]] = True
+    return keep
+
+
+def real_rows(paths, columns, limit, weight):
+    """The training rows of real datasets: capped per series, each repeated `weight` times."""
+    X, y = [], []
+    for path in paths:
+        real = ds.load(path)
+        if real.columns != columns:
+            raise SystemExit(f"{path}: columns differ from the training set; extract it with --vocabulary of the corpus")
+        keep = cap_rows(real.series, limit)
+        X.append(np.repeat(real.features[keep], weight, axis=0))
+        y.append(np.repeat(real.sequence[keep], weight, axis=0))
+    return np.concatenate(X), np.concatenate(y)
 
 
 def fit(X, y, max_features, trees, seed, jobs):
@@ -93,7 +124,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", required=True)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--real")
+    parser.add_argument("--real", help="a real dataset to score the forest on (training data too if also in --real-train)")
+    parser.add_argument("--real-train", nargs="+", default=[], help="real datasets whose series join the training rows")
+    parser.add_argument("--real-weight", type=int, default=5, help="times each real training image is repeated")
+    parser.add_argument("--real-images-per-series", type=int, default=16)
     parser.add_argument("--report")
     parser.add_argument("--figure")
     parser.add_argument("--fixture", help="write the Swift parity fixture (rows and scikit-learn probabilities)")
@@ -133,8 +167,15 @@ def main(argv=None):
         print(f"max_features={m}: validation series accuracy {tuning[m]:.4f}", flush=True)
     best = max(tuning, key=lambda m: (tuning[m], -m))
 
+    X, y = train.features, train.sequence
+    real_training = 0
+    if args.real_train:
+        Xr, yr = real_rows(args.real_train, data.columns, args.real_images_per_series, args.real_weight)
+        real_training = len(yr) // args.real_weight
+        X, y = np.concatenate([X, Xr]), np.concatenate([y, yr])
+        print(f"real training images: {real_training} (×{args.real_weight})", flush=True)
     start = time.time()
-    forest = fit(train.features, train.sequence, best, args.trees, args.seed, args.jobs)
+    forest = fit(X, y, best, args.trees, args.seed, args.jobs)
     seconds = time.time() - start
     image_accuracy = float((forest.predict(test.features) == test.sequence).mean())
     arrays = export.forest_arrays(forest, n_classes, forest.classes_.astype(int))
@@ -150,7 +191,8 @@ def main(argv=None):
           f"({len(truth)} series)", flush=True)
 
     provenance = {"trained_with": command, "trees": args.trees, "max_features": best,
-                  "training_images": len(train.sequence), "held_out_series_accuracy": f"{held_out:.4f}"}
+                  "training_images": len(train.sequence), "real_training_images": real_training,
+                  "held_out_series_accuracy": f"{held_out:.4f}"}
     arrays = export.export(forest, data, args.out, provenance)
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.2f} MB, "
           f"{len(arrays['feature'])} nodes in {len(arrays['roots'])} trees)")
@@ -170,8 +212,10 @@ def main(argv=None):
     if args.corpus_command:
         report += [f"Training corpus: `{args.corpus_command}`.\n"]
     report += [
-              f"- training images: {len(train.sequence)} (series: {len(set(train.series))}); "
+              f"- training images: {len(train.sequence)} synthetic (series: {len(set(train.series))}); "
               f"held-out studies' series: {len(truth)}",
+              f"- real training images: {real_training} from " + (", ".join(f"`{p}`" for p in args.real_train) or "none")
+              + (f", at most {args.real_images_per_series} per series, each ×{args.real_weight}" if args.real_train else ""),
               f"- trees: {args.trees}; features per split tuned on "
               + (f"{args.folds}-fold cross-validation over" if args.folds > 1 else "a validation split of") + " the training studies: "
               + ", ".join(f"{m}: {a:.4f}" for m, a in tuning.items()) + f" → {best}",
@@ -191,7 +235,10 @@ def main(argv=None):
         predicted, truth, index = series_accuracy(real, arrays, n_classes)
         counted = np.isin(subjects[index], ["head", "non-brain"])
         p, t = predicted[counted], truth[counted]
+        trained_on = os.path.abspath(args.real) in {os.path.abspath(p) for p in args.real_train}
         report += ["## ../shared/realdata (series vote; head and non-brain series, phantoms apart)\n",
+                   *(["These series are part of the training rows: the figure is a training figure. "
+                      "Leave-one-source-out (`make loso`, LOSO.md) is the held-out one.\n"] if trained_on else []),
                    f"**series accuracy: {(p == t).mean():.4f}** ({int((p == t).sum())}/{len(t)})\n",
                    "Per class:\n", table(t, p, names), "", "Confusion matrix:\n", confusion(t, p, names), ""]
         wrong = [(real.series_dirs[i], names[truth_], names[pred]) for i, truth_, pred, c in
