@@ -66,8 +66,17 @@ final class FileDeliveryTests {
         let rewrite = AtomicRewrite(changes: [.seriesDescription: "t1_pre sagittal"])
         _ = try delivery.deliver(source, to: root + "/out/rewritten.dcm", mode: .copy, rewrite: rewrite, duplicates: .skip)
         #expect(bytes(source) == original)
-        #expect(try ImageHeader.read(from: root + "/out/rewritten.dcm").first?.seriesDescription == "t1_pre sagittal")
-        #expect(try ImageHeader.read(from: source).first?.seriesDescription != "t1_pre sagittal")
+        var expected = try #require(try ImageHeader.read(from: source).first)
+        #expect(expected.seriesDescription != "t1_pre sagittal")
+        // Every attribute the reader knows is the source's, but the description; the pixel data
+        // (the file's last rows × columns × 2 bytes, 16-bit, uncompressed) is byte for byte the same.
+        let rewritten = try #require(try ImageHeader.read(from: root + "/out/rewritten.dcm").first)
+        expected.seriesDescription = "t1_pre sagittal"
+        expected.path = rewritten.path
+        #expect(rewritten == expected)
+        let pixels = try #require(expected.rows) * (try #require(expected.columns)) * 2
+        #expect(try #require(bytes(root + "/out/rewritten.dcm")).suffix(pixels) == original.suffix(pixels))
+        #expect(try #require(bytes(root + "/out/rewritten.dcm")).count > original.count, "the Original Attributes Sequence was added")
         #expect(allFiles(under: root + "/out").count == 2)
     }
 
