@@ -1,5 +1,6 @@
 import Classification
 import DICOM
+import Dispatch
 import Foundation
 import Logging
 
@@ -31,6 +32,11 @@ public actor WatchAgent {
         /// A trigger command ended (its end line already written).
         case triggerEnded(TriggerRecord)
     }
+
+    /// Where header reads, classification and file actions run: blocking, CPU- and disk-bound work
+    /// that must not occupy Swift's cooperative pool (one thread per core), on which the agent's
+    /// own event loop and every other task depend. The agent bounds how much is queued at once.
+    private static let work = DispatchQueue(label: "mrsort.work", qos: .utility, attributes: .concurrent)
 
     private var configuration: AgentConfiguration
     private let configurationPath: String?
@@ -263,7 +269,7 @@ public actor WatchAgent {
             }
             readsInFlight += 1
             let continuation = continuation, ceiling = configuration.maximumFrameBytes
-            Task.detached {
+            Self.work.async {
                 // The whole file, pixel data included, must parse: the header alone arrives first,
                 // so a file still being written can look whole to a header-only read. Large values
                 // are skipped, not loaded, so this costs about what a header read does.
@@ -445,12 +451,12 @@ public actor WatchAgent {
             inFlight[key] = Set(files.map(\.path))
             let decided = decisions[key.series]
             let context = studyContext ? Array(studies[key.study]?.context.values ?? [:].values).filter { $0.classification.seriesInstanceUID != key.series } : []
-            var handler = SeriesHandler(rule: rule, delivery: delivery, audit: audit)
-            handler.workers = configuration.workerThreads
-            let classifier = classifier
+            var seriesHandler = SeriesHandler(rule: rule, delivery: delivery, audit: audit)
+            seriesHandler.workers = configuration.workerThreads
+            let handler = seriesHandler, classifier = classifier
             let useContext = studyContext
             let continuation = continuation
-            Task.detached {
+            Self.work.async {
                 let result = handler.handle(files, decided: decided) { headers in
                     guard let classification = classifier.classify(headers) else { return nil }
                     guard useContext else { return classification }
@@ -738,10 +744,10 @@ public actor WatchAgent {
         // Off the loop like any series: moving many files must not hold up the watchdog.
         inFlight[key] = Set(files.map(\.path))
         relabelling.insert(key)
-        let continuation = continuation, corrected = decision
-        Task.detached {
-            let result = handler.handle(files, decided: corrected) { _ in nil }
-            continuation.yield(.handled(key, result, files: files))
+        let continuation = continuation, corrected = decision, placed = files
+        Self.work.async {
+            let result = handler.handle(placed, decided: corrected) { _ in nil }
+            continuation.yield(.handled(key, result, files: placed))
         }
     }
 
