@@ -509,6 +509,7 @@ public actor WatchAgent {
         counters.errors += result.errors
         recent = Array(([decision] + recent.filter { $0.classification.seriesInstanceUID != key.series }).prefix(20))
         var study = studies[key.study] ?? StudyState(rule: decision.rule, lastActivity: Date())
+        if first, !decision.review { recordLateSeries(decision, study: key.study, fired: study.fired) }
         study.series[key.series] = decision
         let headers = files.flatMap(\.headers)
         study.context[key.series] = StudyContext.Series(classification: decision.classification, headers: Self.representative(headers))
@@ -620,6 +621,20 @@ public actor WatchAgent {
             counters.errors += 1
             logger.error("study trigger failed", metadata: ["study": "\(study)", "trigger": "\(trigger.name)", "error": "\(error)"])
             try? triggerLog.append(record)
+        }
+    }
+
+    /// A series that arrives after a study's triggers fired is in none of their manifests: say so
+    /// in the log and in `triggers.jsonl`, where a pipeline's operator looks for what it was given.
+    private func recordLateSeries(_ decision: SeriesDecision, study: String, fired: Set<String>) {
+        let c = decision.classification
+        for trigger in fired.sorted() {
+            let reason = "late series \(c.seriesInstanceUID) (\(c.sequence.rawValue), number \(c.seriesNumber.map(String.init) ?? "-")) "
+                + "arrived after the trigger fired; it is not in its manifest"
+            try? triggerLog.append(TriggerRecord(time: Date(), study: study, trigger: trigger, rule: decision.rule, error: reason))
+            logger.warning("series arrived after a study trigger fired", metadata: [
+                "study": "\(study)", "trigger": "\(trigger)", "series": "\(c.seriesInstanceUID)", "sequence": "\(c.sequence.rawValue)",
+            ])
         }
     }
 

@@ -214,6 +214,40 @@ struct AgentFeatureTests {
         #expect(records.last?.exitStatus == nil)
     }
 
+    @Test("A series that arrives after its study's trigger fired is recorded as left out of the manifest")
+    func lateSeries() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let (agent, running) = try Self.agent(root, """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: 1
+            action: move
+            output: \(root)/out
+            quarantine: \(root)/quarantine
+            triggers:
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                inbox: \(root)/inbox
+        """)
+        // The DWI and a T1 of one study; the T1 comes after the trigger fired on the DWI.
+        _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
+        #expect(await eventually(120) { !allFiles(under: root + "/inbox").isEmpty })
+        let t1 = try Self.copy("dcm_qa_decubitus__S3_t1_fl2d_sag", into: root + "/in")
+        let series = try #require(try ImageHeader.read(from: t1[0]).first).seriesInstanceUID
+        #expect(await eventually(120) { JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").count == 2 })
+        agent.stop()
+        try await running.value
+        let late = try #require(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").last)
+        #expect(late.trigger == "diffusion")
+        #expect(late.error?.hasPrefix("late series \(series) (") == true, "\(late)")
+        #expect(late.error?.hasSuffix("arrived after the trigger fired; it is not in its manifest") == true)
+    }
+
     @Test("A series sent to review satisfies no trigger")
     func reviewedSeriesDoNotTrigger() async throws {
         let root = try Paths.temporaryDirectory()
