@@ -652,6 +652,11 @@ public actor WatchAgent {
     /// second line when it ends.
     private func start(_ argv: [String], trigger: StudyTrigger, record: TriggerRecord, manifest: String, log: String) throws(FileSystemError) {
         var environment = ProcessInfo.processInfo.environment
+        // systemd's hand-over to the agent is the agent's alone: a pipeline that talks to the notify
+        // socket would speak for the service.
+        for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
+            environment[name] = nil
+        }
         environment["MRSORT_STUDY_UID"] = record.study
         environment["MRSORT_TRIGGER"] = record.trigger
         environment["MRSORT_MANIFEST"] = manifest

@@ -134,6 +134,7 @@ struct ServiceTests {
         #!/bin/sh
         # Builtins only: while the shell waits for a child it blocks signals itself.
         while IFS= read -r line; do case "$line" in SigBlk*|SigIgn*) echo "$line";; esac; done < /proc/$$/status > \(root)/probe.tmp
+        echo "notify ${NOTIFY_SOCKET:-none}" >> \(root)/probe.tmp
         read -r stat < /proc/$$/stat
         set -- $stat
         echo "pgid $5 pid $$" >> \(root)/probe.tmp
@@ -165,7 +166,7 @@ struct ServiceTests {
         pthread_sigmask(SIG_BLOCK, &blocked, &previous)
         let agent: Process
         do {
-            agent = try Self.start(configuration)
+            agent = try Self.start(configuration, environment: ["NOTIFY_SOCKET": root + "/notify"])
             pthread_sigmask(SIG_SETMASK, &previous, nil)
         } catch {
             pthread_sigmask(SIG_SETMASK, &previous, nil)
@@ -187,6 +188,7 @@ struct ServiceTests {
         #expect(ended)
         let lines = try String(contentsOfFile: root + "/probe.txt", encoding: .utf8).split(separator: "\n").map(String.init)
         #expect(lines.contains("SigBlk:\t0000000000000000"), "\(lines)")
+        #expect(lines.contains("notify none"), "systemd's notify socket is the agent's alone: \(lines)")
         // Signals 32 and 33 are glibc's own (its threads' cancellation), which no program may use or reset.
         let ignored = lines.first { $0.hasPrefix("SigIgn:") }.flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) }
         #expect(ignored.map { $0 & ~0x1_8000_0000 } == 0, "\(lines)")
