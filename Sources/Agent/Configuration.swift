@@ -136,13 +136,14 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
     public var problems: [Problem]
 
     public struct Problem: Sendable, Equatable, CustomStringConvertible {
-        public var at: SourceLocation
+        /// Where in the file; nil for a problem with the file as a whole (it cannot be read).
+        public var at: SourceLocation?
         public var message: String
 
-        public var description: String { "\(at): \(message)" }
+        public var description: String { at.map { "\($0): \(message)" } ?? message }
     }
 
     public var description: String {
-        problems.map { "\(file):\($0)" }.joined(separator: "\n")
+        problems.map { "\(file):" + ($0.at == nil ? " " : "") + "\($0)" }.joined(separator: "\n")
     }
 }

@@ -13,7 +13,11 @@ extension AgentConfiguration {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigurationError(file: path, problems: [.init(at: .init(line: 1, column: 1), message: "cannot read the file: \(error.localizedDescription)")])
+            // The system's own reason (no such file, permission denied), not Foundation's wording.
+            var info = stat()
+            let reason = stat(path, &info) != 0 ? String(cString: strerror(errno))
+                : (info.st_mode & S_IFMT) == S_IFDIR ? "it is a folder" : access(path, R_OK) != 0 ? String(cString: strerror(errno)) : "not UTF-8 text"
+            throw ConfigurationError(file: path, problems: [.init(at: nil, message: "cannot read the configuration: \(reason)")])
         }
         return try parse(text, file: path, checkFolders: checkFolders)
     }

@@ -70,11 +70,20 @@ struct Classify: ParsableCommand {
                 skipped.append(FileFailure(error))
             }
         }
+        guard !headers.isEmpty || !skipped.isEmpty else {
+            throw CommandFailure("no files found in " + paths.joined(separator: ", "))
+        }
         let results = classifier.classify(images: headers, studyContext: studyContext)
+        try report(results, skipped: skipped)
+        // As inspect: files given, but not one DICOM image among them, is a failure (after the report).
+        if headers.isEmpty { throw ExitCode(1) }
+    }
+
+    private func report(_ results: [SeriesClassification], skipped: [FileFailure]) throws {
         if json {
             struct Report: Encodable { let minimumConfidence: Double; let series: [Row]; let skipped: [FileFailure] }
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let rows = results.map { Row(classification: $0, lowConfidence: $0.needsReview(minimumConfidence: minimumConfidence)) }
             let report = Report(minimumConfidence: minimumConfidence, series: rows, skipped: skipped)
             print(String(decoding: try encoder.encode(report), as: UTF8.self))

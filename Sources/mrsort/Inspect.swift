@@ -24,9 +24,12 @@ struct Inspect: ParsableCommand {
                 failures.append(error)
             }
         }
+        guard !headers.isEmpty || !failures.isEmpty else {
+            throw CommandFailure("no files found in " + paths.joined(separator: ", "))
+        }
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let data = try encoder.encode(InspectReport(images: headers, errors: failures.map(FileFailure.init)))
             print(String(decoding: data, as: UTF8.self))
         } else {

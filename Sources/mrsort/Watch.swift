@@ -58,6 +58,16 @@ struct Watch: AsyncParsableCommand {
     }
 }
 
+/// A command that could not do its job for a reason in the data or the system, not in how it was
+/// called: ArgumentParser prints it without the usage text and exits with status 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}
+
 /// `mrsort check-config`: validates a configuration without starting anything.
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -105,7 +115,8 @@ struct Status: ParsableCommand {
         let configuration = try AgentConfiguration.load(contentsOf: config, checkFolders: false)
         let path = StateDirectory(configuration.stateDirectory).status
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("no status at \(path): the agent has not run with this configuration")
+            // Not a usage mistake: no usage text, the data's exit status.
+            throw CommandFailure("no status yet: \(path) does not exist; the agent has not run with the state directory of \(config)")
         }
         if json {
             print(String(decoding: data, as: UTF8.self))
@@ -167,12 +178,13 @@ struct Relabel: ParsableCommand {
         let configuration = try AgentConfiguration.load(contentsOf: config, checkFolders: false)
         let state = StateDirectory(configuration.stateDirectory)
         guard JSONLinesLog<SeriesDecision>.read(state.decisions).contains(where: { $0.classification.seriesInstanceUID == series }) else {
-            throw ValidationError("series \(series) has not been handled by the agent with state in \(state.path)")
+            throw CommandFailure("series \(series) has not been handled by the agent with state in \(state.path)")
         }
         let request = RelabelRequest(series: series, sequence: sequence, orientation: orientation,
                                      requestedBy: ProcessInfo.processInfo.environment["SUDO_USER"] ?? Self.userName(),
                                      time: Date())
         let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         let path = state.requests + "/" + UUID().uuidString + ".json"
         try FileSystem.writeAtomically(try encoder.encode(request), to: path)

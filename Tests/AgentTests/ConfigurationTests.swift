@@ -226,6 +226,36 @@ struct ConfigurationTests {
         #expect(found.count == 3, "\(found)")
     }
 
+    @Test("Data problems are errors without the usage text: no status yet, no files, no DICOM, an unreadable configuration; JSON keeps slashes")
+    func commandFailures() throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
+        try "state_directory: \(root)/state\nrules:\n  - name: a\n    watch: \(root)/empty\n    action: rewrite\n    quarantine: \(root)/q\n"
+            .write(toFile: root + "/mrsort.yaml", atomically: true, encoding: .utf8)
+        try "not DICOM".write(toFile: root + "/junk.txt", atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["MRSORT_MODELS"] = Paths.models
+        let status = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"])
+        #expect(status.status == 1)
+        #expect(status.error.contains("no status yet: \(root)/state/status.json does not exist"), "\(status.error)")
+        #expect(!status.error.contains("USAGE"))
+        for command in ["classify", "inspect"] {
+            let empty = try run(Paths.mrsort, [command, root + "/empty"], environment: environment)
+            #expect(empty.status == 1)
+            #expect(empty.error.contains("no files found in \(root)/empty"), "\(command): \(empty.error)")
+            let junk = try run(Paths.mrsort, [command, root + "/junk.txt"], environment: environment)
+            #expect(junk.status == 1, "\(command) on a file that is not DICOM")
+        }
+        let missing = try run(Paths.mrsort, ["check-config", root + "/missing.yaml"])
+        #expect(missing.status == 1)
+        #expect(missing.error == "\(root)/missing.yaml: cannot read the configuration: No such file or directory\n")
+        let file = try #require(try Paths.realSeries("dcm_qa_decubitus__S2_t1_fl2d_sag").first)
+        let json = try run(Paths.mrsort, ["inspect", "--json", file])
+        #expect(json.output.contains("\"path\" : \"\(file)\""), "slashes as they are")
+        #expect(!json.output.contains("\\/"))
+    }
+
     @Test("check-config prints line:column errors and exits non-zero; --folders lists folders")
     func checkConfigCommand() throws {
         let root = try Paths.temporaryDirectory()
