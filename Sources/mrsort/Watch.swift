@@ -138,12 +138,72 @@ struct Status: ParsableCommand {
             }).render())
         }
         print("\nrecent decisions:")
+        // The whole UID: it is what `mrsort relabel` takes.
         print(TextTable(header: ["time", "series", "number", "sequence", "orientation", "confidence", "review", "folder"], rows: status.recent.map {
             let c = $0.classification
-            return [ISO8601DateFormatter().string(from: $0.time), String(c.seriesInstanceUID.suffix(16)), c.seriesNumber.map(String.init) ?? "-",
+            return [ISO8601DateFormatter().string(from: $0.time), c.seriesInstanceUID, c.seriesNumber.map(String.init) ?? "-",
                     c.sequence.rawValue + ($0.correctedBy == nil ? "" : " (corrected)"), c.orientation.rawValue,
                     String(format: "%.2f", c.confidence), $0.review ? "yes" : "", $0.folders.first ?? ""]
         }).render())
+        let triggers = TriggerSummary.summarise(JSONLinesLog<TriggerRecord>.read(StateDirectory(configuration.stateDirectory).triggers))
+        if !triggers.isEmpty {
+            print("\nstudy triggers:")
+            print(TextTable(header: ["trigger", "fired", "running", "succeeded", "failed", "interrupted", "late series", "last"],
+                            rows: triggers.map(\.row)).render())
+        }
+    }
+}
+
+/// One trigger's lines of `triggers.jsonl`, counted for `mrsort status`.
+struct TriggerSummary {
+    var name: String
+    var fired = 0
+    /// Commands started and not ended whose process still exists.
+    var running: [Int32] = []
+    var succeeded = 0
+    var failed = 0
+    var interrupted = 0
+    var late = 0
+    var last: String = "-"
+
+    var row: [String] {
+        [name, String(fired), running.isEmpty ? "0" : running.map { "pid \($0)" }.joined(separator: ", "), String(succeeded), String(failed),
+         String(interrupted), String(late), last]
+    }
+
+    /// Lines come in this order per firing: fired (no pid), started (pid), ended (exit status), or
+    /// an error line (a failed start, an interrupted command, a late series).
+    static func summarise(_ records: [TriggerRecord]) -> [TriggerSummary] {
+        var byName: [String: TriggerSummary] = [:]
+        var started: [Int32: String] = [:]
+        for record in records {
+            var summary = byName[record.trigger] ?? TriggerSummary(name: record.trigger)
+            let time = ISO8601DateFormatter().string(from: record.time)
+            if let error = record.error {
+                if error.hasPrefix("late series") {
+                    summary.late += 1
+                } else if error.hasPrefix("interrupted") {
+                    summary.interrupted += 1
+                    summary.last = "\(time) interrupted"
+                } else {
+                    summary.failed += 1
+                    summary.last = "\(time) failed: \(error)"
+                }
+                if let pid = record.pid { started[pid] = nil }
+            } else if let status = record.exitStatus {
+                if status == 0 { summary.succeeded += 1 } else { summary.failed += 1 }
+                summary.last = "\(time) exit \(status)" + (record.timedOut == true ? " (timed out)" : "")
+                if let pid = record.pid { started[pid] = nil }
+            } else if let pid = record.pid {
+                started[pid] = record.trigger
+            } else {
+                summary.fired += 1
+                summary.last = "\(time) fired"
+            }
+            byName[record.trigger] = summary
+        }
+        for (pid, name) in started where kill(pid, 0) == 0 { byName[name]?.running.append(pid) }
+        return byName.values.sorted { $0.name < $1.name }
     }
 }
 

@@ -125,6 +125,12 @@ struct AgentFeatureTests {
         #expect(records.map(\.exitStatus) == [nil, nil, 0])
         #expect(records.map { $0.pid != nil } == [false, true, true])
         #expect(records.last?.log == root + "/state/manifests/diffusion-\(study).log")
+        // status counts them per trigger.
+        try text.write(toFile: root + "/mrsort.yaml", atomically: true, encoding: .utf8)
+        let status = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"])
+        let row = status.output.split(separator: "\n").first { $0.hasPrefix("diffusion") }.map { $0.split(separator: " ").map(String.init) }
+        #expect(row.map { Array($0.prefix(7)) } == ["diffusion", "1", "0", "1", "0", "0", "0"], "\(status.output)")
+        #expect(row?.last == "0", "the last outcome: exit 0")
     }
 
     @Test("A file still being written holds back its study's trigger; the trigger then fires with the whole series")
