@@ -20,6 +20,31 @@ struct AgentFeatureTests {
         return (agent, Task { try await agent.run() })
     }
 
+    /// An executable shell script at `root/pipeline.sh`, standing in for a pipeline.
+    static func pipeline(_ root: String, _ body: String) throws -> String {
+        let script = root + "/pipeline.sh"
+        try ("#!/bin/sh\n" + body + "\n").write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        return script
+    }
+
+    /// A configuration of one `move` rule over `root/in` with one trigger (its YAML lines, indented
+    /// as list items of `triggers:`), a one-second quiet period and `extra` rule lines.
+    static func triggerRule(_ root: String, extra: String = "", trigger: String) -> String {
+        """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: 1
+            action: move
+            output: \(root)/out
+            quarantine: \(root)/quarantine\(extra.isEmpty ? "" : "\n" + extra)
+            triggers:
+        \(trigger)
+        """
+    }
+
     static func copy(_ series: String, into folder: String) throws -> [String] {
         try Paths.realSeries(series).map { file in
             let target = folder + "/" + (file as NSString).lastPathComponent
@@ -138,26 +163,13 @@ struct AgentFeatureTests {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.folders(root)
-        let script = root + "/pipeline.sh"
-        try "#!/bin/sh\nfind \"$1\" -type f -name '*.dcm' | wc -l > \(root)/count.tmp\nmv \(root)/count.tmp \(root)/count.txt\n"
-            .write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
-        let (agent, running) = try Self.agent(root, """
-        state_directory: \(root)/state
-        rules:
-          - name: mri
-            watch: \(root)/in
-            quiet_seconds: 1
-            incomplete_seconds: 120
-            action: move
-            output: \(root)/out
-            quarantine: \(root)/quarantine
-            triggers:
+        let script = try Self.pipeline(root, "find \"$1\" -type f -name '*.dcm' | wc -l > \(root)/count.tmp\nmv \(root)/count.tmp \(root)/count.txt")
+        let (agent, running) = try Self.agent(root, Self.triggerRule(root, extra: "    incomplete_seconds: 120", trigger: """
               - name: diffusion
                 requires: [dwi]
                 quiet_seconds: 1
                 command: [\(script)]
-        """)
+        """))
         let files = try Paths.realSeries("dcm_qa_philips__S601_dti_ax")
         for file in files.dropLast() { try FileManager.default.copyItem(atPath: file, toPath: root + "/in/" + (file as NSString).lastPathComponent) }
         // The last file arrives slowly: 60% of it now, the rest later.
@@ -183,24 +195,13 @@ struct AgentFeatureTests {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.folders(root)
-        let script = root + "/pipeline.sh"
-        try "#!/bin/sh\nexec sleep 60\n".write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
-        let text = """
-        state_directory: \(root)/state
-        rules:
-          - name: mri
-            watch: \(root)/in
-            quiet_seconds: 1
-            action: move
-            output: \(root)/out
-            quarantine: \(root)/quarantine
-            triggers:
+        let script = try Self.pipeline(root, "exec sleep 60")
+        let text = Self.triggerRule(root, trigger: """
               - name: diffusion
                 requires: [dwi]
                 quiet_seconds: 1
                 command: [\(script)]
-        """
+        """)
         var (agent, running) = try Self.agent(root, text)
         _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
         #expect(await eventually(120) { JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").contains { $0.pid != nil } })
@@ -225,21 +226,12 @@ struct AgentFeatureTests {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.folders(root)
-        let (agent, running) = try Self.agent(root, """
-        state_directory: \(root)/state
-        rules:
-          - name: mri
-            watch: \(root)/in
-            quiet_seconds: 1
-            action: move
-            output: \(root)/out
-            quarantine: \(root)/quarantine
-            triggers:
+        let (agent, running) = try Self.agent(root, Self.triggerRule(root, trigger: """
               - name: diffusion
                 requires: [dwi]
                 quiet_seconds: 1
                 inbox: \(root)/inbox
-        """)
+        """))
         // The DWI and a T1 of one study; the T1 comes after the trigger fired on the DWI.
         _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
         #expect(await eventually(120) { !allFiles(under: root + "/inbox").isEmpty })
@@ -259,26 +251,13 @@ struct AgentFeatureTests {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.folders(root)
-        let script = root + "/pipeline.sh"
-        try "#!/bin/sh\ntouch \(root)/fired\n".write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
-        let (agent, running) = try Self.agent(root, """
-        state_directory: \(root)/state
-        rules:
-          - name: mri
-            watch: \(root)/in
-            quiet_seconds: 1
-            action: move
-            output: \(root)/out
-            minimum_confidence: 0.9
-            review: \(root)/review
-            quarantine: \(root)/quarantine
-            triggers:
+        let script = try Self.pipeline(root, "touch \(root)/fired")
+        let (agent, running) = try Self.agent(root, Self.triggerRule(root, extra: "    minimum_confidence: 0.9\n    review: \(root)/review", trigger: """
               - name: diffusion
                 requires: [dwi]
                 quiet_seconds: 1
                 command: [\(script)]
-        """)
+        """))
         // The shipped models disagree on this Philips DTI (forest dwi, CNN other): confidence 0.5, review.
         let files = try Self.copy("dcm_qa_philips__S601_dti_ax", into: root + "/in")
         #expect(await eventually(120) { allFiles(under: root + "/review").filter { $0.hasSuffix(".dcm") }.count == files.count })
