@@ -12,7 +12,7 @@ struct ServiceTests {
     static let series = ["dcm_qa_decubitus__S2_t1_fl2d_sag", "dcm_qa_decubitus__S3_t1_fl2d_sag", "dcm_qa_philips__S601_dti_ax",
                          "dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", "dbdicom_rider__S14_sag_3d_gre_+c", "dcm_qa_philips_enh__S2201_DTI_S2MB2"]
 
-    static func start(_ configuration: String, environment extra: [String: String] = [:]) throws -> Process {
+    static func start(_ configuration: String, environment extra: [String: String] = [:], standardError: Any? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Paths.mrsort)
         process.arguments = ["watch", "--config", configuration]
@@ -20,7 +20,7 @@ struct ServiceTests {
         environment["MRSORT_MODELS"] = Paths.models
         for (key, value) in extra { environment[key] = value }
         process.environment = environment
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = standardError ?? FileHandle(forWritingAtPath: "/dev/null")
         try process.run()
         return process
     }
@@ -204,13 +204,8 @@ struct ServiceTests {
     /// Runs `mrsort watch` expecting it to give up at once; one that keeps running (an agent that
     /// was not refused) is killed after a minute and reported with status -1.
     static func refused(_ configuration: String) throws -> (status: Int32, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Paths.mrsort)
-        process.arguments = ["watch", "--config", configuration]
-        process.environment = ProcessInfo.processInfo.environment.merging(["MRSORT_MODELS": Paths.models]) { $1 }
         let error = Pipe()
-        process.standardError = error
-        try process.run()
+        let process = try start(configuration, standardError: error)
         let deadline = Date().addingTimeInterval(60)
         while process.isRunning, Date() < deadline { usleep(100_000) }
         if process.isRunning {
