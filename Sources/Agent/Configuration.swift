@@ -128,6 +128,24 @@ public struct StudyTrigger: Sendable {
     /// A command still running this long is stopped (SIGTERM to its process group, SIGKILL
     /// ten seconds later) and recorded as timed out.
     public var timeoutSeconds: Double = 86_400
+    /// Further starts after a failed one (the command could not start, exited non-zero, timed
+    /// out, or the agent stopped while it ran); 0 = never start again.
+    public var retries: Int = 0
+    /// Wait between a failure and the next start.
+    public var retrySeconds: Double = 600
+    /// Whether a series arriving after the trigger fired makes it fire again.
+    public var refire: Refire = .never
+    /// The command's log keeps its first this-many bytes; what follows is dropped and marked so.
+    public var maximumLogBytes: Int = 16 << 20
+
+    /// What a series that arrives after the trigger fired does.
+    public enum Refire: String, Sendable, CaseIterable {
+        /// Recorded as a late series in `triggers.jsonl` and the log; no new manifest.
+        case never
+        /// The trigger fires again for the study (a new manifest revision with every series)
+        /// once the study is quiet again.
+        case onNewSeries = "on-new-series"
+    }
 }
 
 /// Everything wrong with a configuration file, each problem with its line and column.

@@ -149,12 +149,7 @@ struct ConfigurationDecoder {
             problem(node.location, "rule \"\(name)\": minimum_confidence needs a review folder")
         }
         let quarantine = required(fields, "quarantine", in: node).flatMap { folder($0, "quarantine") }
-        var duplicates = DuplicatePolicy.replaceIdentical
-        if let node = fields["duplicates"], let text = string(node, "duplicates") {
-            if let policy = DuplicatePolicy(rawValue: text) { duplicates = policy } else {
-                problem(node.location, "duplicates: unknown policy \"\(text)\"; one of " + DuplicatePolicy.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-        }
+        let duplicates = fields["duplicates"].flatMap { enumeration($0, "duplicates", DuplicatePolicy.self) } ?? .replaceIdentical
         var triggers: [StudyTrigger] = []
         if let node = fields["triggers"] {
             if case .sequence(let items, _) = node {
@@ -172,7 +167,7 @@ struct ConfigurationDecoder {
     }
 
     private mutating func decodeTrigger(_ node: YAMLNode) -> StudyTrigger? {
-        guard let fields = mapping(node, keys: ["name", "requires", "quiet_seconds", "command", "inbox", "timeout_seconds"], context: "a trigger") else { return nil }
+        guard let fields = mapping(node, keys: ["name", "requires", "quiet_seconds", "command", "inbox", "timeout_seconds", "retries", "retry_seconds", "refire", "maximum_log_megabytes"], context: "a trigger") else { return nil }
         let before = problems.count
         let name = required(fields, "name", in: node).flatMap { string($0, "name") } ?? "?"
         var requires = Set<SequenceClass>()
@@ -194,8 +189,13 @@ struct ConfigurationDecoder {
         let inbox = fields["inbox"].flatMap { folder($0, "inbox") }
         if command == nil, inbox == nil { problem(node.location, "trigger \"\(name)\": needs a command, an inbox or both") }
         let timeout = fields["timeout_seconds"].flatMap { number($0, "timeout_seconds", range: 1...2_592_000) } ?? 86_400
+        let retries = fields["retries"].flatMap { integer($0, "retries", range: 0...100) } ?? 0
+        let retrySeconds = fields["retry_seconds"].flatMap { number($0, "retry_seconds", range: 1...604_800) } ?? 600
+        let refire = fields["refire"].flatMap { enumeration($0, "refire", StudyTrigger.Refire.self) } ?? .never
+        let logMegabytes = fields["maximum_log_megabytes"].flatMap { integer($0, "maximum_log_megabytes", range: 1...4096) } ?? 16
         guard problems.count == before else { return nil }
-        return StudyTrigger(name: name, requires: requires, quietSeconds: quietSeconds, command: command, inbox: inbox, timeoutSeconds: timeout)
+        return StudyTrigger(name: name, requires: requires, quietSeconds: quietSeconds, command: command, inbox: inbox, timeoutSeconds: timeout,
+                            retries: retries, retrySeconds: retrySeconds, refire: refire, maximumLogBytes: logMegabytes << 20)
     }
 
     // MARK: Semantic checks
@@ -362,6 +362,17 @@ struct ConfigurationDecoder {
         }
         guard range.contains(value) else {
             problem(node.location, "\(key): \(value) is outside \(range.lowerBound)…\(range.upperBound)")
+            return nil
+        }
+        return value
+    }
+
+    /// One of an enumeration's raw values; the problem names them all.
+    private mutating func enumeration<Value: RawRepresentable & CaseIterable>(_ node: YAMLNode, _ key: String, _ type: Value.Type) -> Value?
+    where Value.RawValue == String {
+        guard let text = string(node, key) else { return nil }
+        guard let value = Value(rawValue: text) else {
+            problem(node.location, "\(key): unknown value \"\(text)\"; one of " + Value.allCases.map(\.rawValue).joined(separator: ", "))
             return nil
         }
         return value

@@ -36,7 +36,8 @@ struct PipelineProcess: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o640)
+        // Appending, so that `capLog` can cut the file back while the command writes.
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o640)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
 
         let arguments = argv.map { strdup($0) } + [nil]
@@ -60,6 +61,21 @@ struct PipelineProcess: Sendable {
         }
         let signal = status & 0x7F
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+    }
+
+    /// Keeps a command's log at its first `limit` bytes and a line saying the rest was dropped:
+    /// a pipeline that prints without end must not fill the state directory's file system. The
+    /// command appends (`O_APPEND`), so its next write lands after the mark, to be cut at the
+    /// next check.
+    static func capLog(_ path: String, at limit: Int) {
+        let mark = "\n[mrsort: output past \(limit >> 20) MiB dropped; the log keeps its beginning]\n"
+        var status = stat()
+        guard stat(path, &status) == 0, Int(status.st_size) > limit + mark.utf8.count else { return }
+        guard truncate(path, off_t(limit)) == 0 else { return }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = mark.withCString { write(fd, $0, strlen($0)) }
     }
 
     /// Sends `signal` to the whole process group: the command and what it started.

@@ -110,6 +110,48 @@ public struct TriggerRecord: Codable, Sendable, Equatable {
     public var log: String?
     /// Set when the command ran past the trigger's `timeout_seconds` and its process group was stopped.
     public var timedOut: Bool?
+    /// Which start of this revision the line belongs to (1 = the first; a retry counts up).
+    public var attempt: Int?
+    /// Which manifest of the study (1 = the first; `refire: on-new-series` counts up).
+    public var revision: Int?
+    /// On a failure line: when the trigger starts again (its `retries` allow another start).
+    public var retryAt: Date?
+    /// On a late-series line: the trigger fires again for the study (`refire: on-new-series`).
+    public var refire: Bool?
+
+    /// What a line of `triggers.jsonl` records. Each firing writes `fired`, then `started` and
+    /// `ended` when it runs a command, or `failed` when it could not start.
+    public enum Event: Sendable, Equatable {
+        case fired
+        case started
+        case ended(exitStatus: Int32)
+        case failed
+        case interrupted
+        case lateSeries
+    }
+
+    /// The event, read from the fields present (the file has no event field of its own).
+    public var event: Event {
+        if let error {
+            if error.hasPrefix(Self.lateSeriesPrefix) { return .lateSeries }
+            if error.hasPrefix(Self.interruptedPrefix) { return .interrupted }
+            return .failed
+        }
+        if let exitStatus { return .ended(exitStatus: exitStatus) }
+        return pid == nil ? .fired : .started
+    }
+
+    /// Whether the firing this line ends did not do its job.
+    public var isFailure: Bool {
+        switch event {
+        case .failed, .interrupted: true
+        case .ended(let status): status != 0
+        case .fired, .started, .lateSeries: false
+        }
+    }
+
+    static let lateSeriesPrefix = "late series"
+    static let interruptedPrefix = "interrupted"
 }
 
 /// A correction requested by `mrsort relabel`, picked up by the running agent.
@@ -152,12 +194,39 @@ public struct AgentStatus: Codable, Sendable {
         public var overflows = 0
     }
 
+    /// Where one configured study trigger stands across the studies the agent remembers.
+    public struct Trigger: Codable, Sendable {
+        public var name: String
+        public var rule: String
+        /// Studies that do not hold the required classes yet.
+        public var waitingForClasses: Int
+        /// Studies that hold them, waiting for quiet, a file in progress or their turn.
+        public var due: Int
+        /// Studies whose start failed, with the time of their next start.
+        public var retries: [Retry]
+        public var running: [Running]
+
+        public struct Retry: Codable, Sendable {
+            public var study: String
+            public var at: Date
+        }
+
+        public struct Running: Codable, Sendable {
+            public var study: String
+            public var pid: Int32
+            public var since: Date
+            public var log: String?
+        }
+    }
+
     public var pid: Int32
     public var started: Date
     public var updated: Date
     public var pending: [Pending]
     public var recent: [SeriesDecision]
     public var counters: Counters
+    /// Nil in a status written before triggers were reported.
+    public var triggers: [Trigger]?
 }
 
 /// The files in the state directory.

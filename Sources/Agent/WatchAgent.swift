@@ -63,6 +63,8 @@ public actor WatchAgent {
     private var relabelling: Set<SeriesKey> = []
     /// Trigger commands running now, by pid.
     private var runningTriggers: [pid_t: RunningTrigger] = [:]
+    /// Which study triggers fired, and which start again after a failure.
+    private var triggerLedger = TriggerLedger()
 
     private var tracker = SeriesTracker()
     /// Files whose headers are being read, by the stamp they had.
@@ -110,7 +112,6 @@ public actor WatchAgent {
         var series: [String: SeriesDecision] = [:]
         /// Each handled series with a few of its headers, for pre/post-contrast study context.
         var context: [String: StudyContext.Series] = [:]
-        var fired: Set<String> = []
     }
 
     /// Prepares the agent: state directory, journal recovery, previous decisions.
@@ -509,7 +510,7 @@ public actor WatchAgent {
         counters.errors += result.errors
         recent = Array(([decision] + recent.filter { $0.classification.seriesInstanceUID != key.series }).prefix(20))
         var study = studies[key.study] ?? StudyState(rule: decision.rule, lastActivity: Date())
-        if first, !decision.review { recordLateSeries(decision, study: key.study, fired: study.fired) }
+        if first, !decision.review { recordLateSeries(decision, study: key.study) }
         study.series[key.series] = decision
         let headers = files.flatMap(\.headers)
         study.context[key.series] = StudyContext.Series(classification: decision.classification, headers: Self.representative(headers))
@@ -578,24 +579,30 @@ public actor WatchAgent {
             guard let rule = rule(named: study.rule), !rule.triggers.isEmpty else { continue }
             // A series sent to review is not yet what its class says: it satisfies no trigger.
             let classes = Set(study.series.values.filter { !$0.review }.map(\.classification.sequence))
-            for trigger in rule.triggers where !study.fired.contains(trigger.name) && trigger.requires.isSubset(of: classes) {
-                guard now.timeIntervalSince(study.lastActivity) >= trigger.quietSeconds,
-                      !tracker.hasPending(study: uid), !inFlight.keys.contains(where: { $0.study == uid }),
+            for trigger in rule.triggers {
+                switch triggerLedger.entry(study: uid, trigger: trigger.name).state {
+                case .fired: continue
+                case .waiting:
+                    guard trigger.requires.isSubset(of: classes), now.timeIntervalSince(study.lastActivity) >= trigger.quietSeconds else { continue }
+                case .retryAt(let due):
+                    guard now >= due else { continue }
+                }
+                guard !tracker.hasPending(study: uid), !inFlight.keys.contains(where: { $0.study == uid }),
                       !unreadable.values.contains(where: { $0.incomplete && ($0.study == uid || ($0.study == nil && $0.rule == study.rule)) })
                 else { continue }
                 guard trigger.command == nil || runningTriggers.count < configuration.maximumRunningTriggers else { return }
-                studies[uid]?.fired.insert(trigger.name)
-                fire(trigger, rule: rule, study: uid, series: study.series.values.filter { !$0.review })
+                let (attempt, revision) = triggerLedger.fire(study: uid, trigger: trigger.name)
+                fire(trigger, rule: rule, study: uid, series: study.series.values.filter { !$0.review }, attempt: attempt, revision: revision)
             }
         }
     }
 
-    private func fire(_ trigger: StudyTrigger, rule: FolderRule, study: String, series: [SeriesDecision]) {
-        let manifest = StudyManifest(study: study, trigger: trigger.name, rule: rule.name, series: series)
+    private func fire(_ trigger: StudyTrigger, rule: FolderRule, study: String, series: [SeriesDecision], attempt: Int, revision: Int) {
+        let manifest = StudyManifest(study: study, trigger: trigger.name, rule: rule.name, series: series, revision: revision, attempt: attempt)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        var record = TriggerRecord(time: Date(), study: study, trigger: trigger.name, rule: rule.name)
+        var record = TriggerRecord(time: Date(), study: study, trigger: trigger.name, rule: rule.name, attempt: attempt, revision: revision)
         do {
             let data = (try? encoder.encode(manifest)) ?? Data()
             // A UID is at most 64 characters; a longer (hostile) one would make too long a name.
@@ -611,31 +618,52 @@ public actor WatchAgent {
             // Recorded before the command starts, so that it fires once per study even if the
             // agent stops meanwhile, and the record of its end comes after.
             try triggerLog.append(record)
+            var pid: Int32?
             if let command = trigger.command {
-                try start(command + [manifest.folder ?? "", path], trigger: trigger, record: record, manifest: path, log: base + ".log")
+                pid = try start(command + [manifest.folder ?? "", path], trigger: trigger, record: record, manifest: path, log: base + ".log")
             }
             counters.triggers += 1
-            logger.notice("study trigger fired", metadata: ["study": "\(study)", "trigger": "\(trigger.name)"])
+            try? audit.append(Self.auditRecord(record, action: "trigger", reason: "revision \(revision), attempt \(attempt): "
+                + (pid.map { "command started, pid \($0), log \(base).log" } ?? "manifest written") + (trigger.inbox.map { ", inbox \($0)" } ?? "")))
+            logger.notice("study trigger fired", metadata: ["study": "\(study)", "trigger": "\(trigger.name)", "revision": "\(revision)", "attempt": "\(attempt)"])
         } catch {
             record.error = "\(error)"
+            record.retryAt = triggerLedger.fail(study: study, policy: trigger, attempt: attempt, revision: revision, at: record.time)
             counters.errors += 1
-            logger.error("study trigger failed", metadata: ["study": "\(study)", "trigger": "\(trigger.name)", "error": "\(error)"])
+            logger.error("study trigger failed", metadata: ["study": "\(study)", "trigger": "\(trigger.name)", "error": "\(error)",
+                                                         "retry at": "\(record.retryAt.map { "\($0)" } ?? "never")"])
             try? triggerLog.append(record)
+            try? audit.append(Self.auditRecord(record, action: "trigger failed", reason: "\(error)"))
         }
     }
 
+    /// A study trigger's line in the audit log, beside the files' lines.
+    private static func auditRecord(_ record: TriggerRecord, action: String, reason: String) -> AuditRecord {
+        AuditRecord(time: record.time, rule: record.rule, file: record.manifest ?? "", study: record.study, action: action,
+                    reason: "trigger \(record.trigger): " + reason)
+    }
+
     /// A series that arrives after a study's triggers fired is in none of their manifests: say so
-    /// in the log and in `triggers.jsonl`, where a pipeline's operator looks for what it was given.
-    private func recordLateSeries(_ decision: SeriesDecision, study: String, fired: Set<String>) {
+    /// in the log and in `triggers.jsonl`, where a pipeline's operator looks for what it was given;
+    /// a trigger with `refire: on-new-series` fires again once the study is quiet.
+    private func recordLateSeries(_ decision: SeriesDecision, study: String) {
         let c = decision.classification
-        for trigger in fired.sorted() {
-            let reason = "late series \(c.seriesInstanceUID) (\(c.sequence.rawValue), number \(c.seriesNumber.map(String.init) ?? "-")) "
-                + "arrived after the trigger fired; it is not in its manifest"
-            try? triggerLog.append(TriggerRecord(time: Date(), study: study, trigger: trigger, rule: decision.rule, error: reason))
+        for name in triggerLedger.fired(study: study) {
+            let policy = trigger(named: name, study: study)
+            let refire = policy.map { triggerLedger.lateSeries(study: study, policy: $0) } ?? false
+            let reason = "\(TriggerRecord.lateSeriesPrefix) \(c.seriesInstanceUID) (\(c.sequence.rawValue), number \(c.seriesNumber.map(String.init) ?? "-")) "
+                + "arrived after the trigger fired; " + (refire ? "the trigger fires again with it once the study is quiet" : "it is not in its manifest")
+            try? triggerLog.append(TriggerRecord(time: Date(), study: study, trigger: name, rule: decision.rule, error: reason, refire: refire ? true : nil))
             logger.warning("series arrived after a study trigger fired", metadata: [
-                "study": "\(study)", "trigger": "\(trigger)", "series": "\(c.seriesInstanceUID)", "sequence": "\(c.sequence.rawValue)",
+                "study": "\(study)", "trigger": "\(name)", "series": "\(c.seriesInstanceUID)", "sequence": "\(c.sequence.rawValue)",
+                "fires again": "\(refire)",
             ])
         }
+    }
+
+    /// The trigger as configured now for the study's rule (nil: rule or trigger gone).
+    private func trigger(named name: String, study: String) -> StudyTrigger? {
+        studies[study].flatMap { rule(named: $0.rule) }?.triggers.first { $0.name == name }
     }
 
     /// A trigger command in progress.
@@ -645,12 +673,15 @@ public actor WatchAgent {
         var deadline: Date
         /// SIGTERM at the deadline; SIGKILL follows ten seconds later.
         let stop: PipelineStop
+        let log: String
+        let maximumLogBytes: Int
     }
 
     /// Starts a trigger's command (argv, no shell) without waiting: a pipeline may run for hours
     /// while the agent goes on. A thread of its own waits for it; its exit status is recorded in a
     /// second line when it ends.
-    private func start(_ argv: [String], trigger: StudyTrigger, record: TriggerRecord, manifest: String, log: String) throws(FileSystemError) {
+    @discardableResult
+    private func start(_ argv: [String], trigger: StudyTrigger, record: TriggerRecord, manifest: String, log: String) throws(FileSystemError) -> pid_t {
         var environment = ProcessInfo.processInfo.environment
         // systemd's hand-over to the agent is the agent's alone: a pipeline that talks to the notify
         // socket would speak for the service.
@@ -668,31 +699,42 @@ public actor WatchAgent {
         // A second line once it runs, so that a restart can tell a command that was running.
         try? triggerLog.append(started)
         let running = RunningTrigger(process: process, record: started, deadline: Date().addingTimeInterval(trigger.timeoutSeconds),
-                                     stop: PipelineStop())
+                                     stop: PipelineStop(), log: log, maximumLogBytes: trigger.maximumLogBytes)
         runningTriggers[process.pid] = running
-        let continuation = continuation, log = triggerLog, stop = running.stop, record = started
+        let continuation = continuation, triggerLog = triggerLog, audit = audit, stop = running.stop, record = started
+        let retries = trigger.retries, retrySeconds = trigger.retrySeconds, maximumLogBytes = trigger.maximumLogBytes
         // The end is recorded by this thread, so that it is recorded also when the agent's event
         // loop has ended meanwhile (while the process lives).
         let waiter = Thread {
             let status = process.wait()
+            // Output written since the last tick's check.
+            PipelineProcess.capLog(log, at: maximumLogBytes)
             var finished = record
             finished.time = Date()
             finished.exitStatus = status
             if stop.sent != nil { finished.timedOut = true }
-            try? log.append(finished)
+            // The same rule as the ledger's: another start while the trigger's retries allow one.
+            if finished.isFailure, (finished.attempt ?? 1) <= retries { finished.retryAt = finished.time.addingTimeInterval(retrySeconds) }
+            try? triggerLog.append(finished)
+            try? audit.append(Self.auditRecord(finished, action: "trigger ended",
+                                               reason: "exit \(status)" + (finished.timedOut == true ? " (timed out)" : "") + ", log \(log)"))
             continuation.yield(.triggerEnded(finished))
         }
         waiter.name = "mrsort-trigger-\(process.pid)"
         waiter.start()
+        return process.pid
     }
 
     private func triggerEnded(_ finished: TriggerRecord) {
         if let pid = finished.pid { runningTriggers[pid] = nil }
-        if finished.exitStatus != 0 {
+        if finished.isFailure {
+            if let policy = trigger(named: finished.trigger, study: finished.study) {
+                _ = triggerLedger.fail(study: finished.study, policy: policy, attempt: finished.attempt, revision: finished.revision, at: finished.time)
+            }
             counters.errors += 1
             logger.error("study trigger command failed", metadata: ["study": "\(finished.study)", "trigger": "\(finished.trigger)",
                                                                 "status": "\(finished.exitStatus ?? -1)", "timed out": "\(finished.timedOut == true)",
-                                                                "log": "\(finished.log ?? "")"])
+                                                                "log": "\(finished.log ?? "")", "retry at": "\(finished.retryAt.map { "\($0)" } ?? "never")"])
         }
     }
 
@@ -700,6 +742,7 @@ public actor WatchAgent {
     /// seconds later if it is still there.
     private func stopOverdueTriggers(now: Date) {
         for (pid, running) in runningTriggers {
+            PipelineProcess.capLog(running.log, at: running.maximumLogBytes)
             if let terminated = running.stop.sent {
                 if now.timeIntervalSince(terminated) >= 10 { running.process.signalGroup(SIGKILL) }
             } else if now >= running.deadline {
@@ -808,21 +851,34 @@ public actor WatchAgent {
             study.lastActivity = max(study.lastActivity, decision.time)
             studies[c.studyInstanceUID] = study
         }
+        var records = JSONLinesLog<TriggerRecord>.read(state.triggers)
         var unfinished: [Int32: TriggerRecord] = [:]
-        for record in JSONLinesLog<TriggerRecord>.read(state.triggers) {
-            studies[record.study]?.fired.insert(record.trigger)
+        // Firings of a command whose start was not recorded: the agent stopped in between.
+        var unstarted: [String: TriggerRecord] = [:]
+        for record in records {
+            let firing = record.study + "\u{0}" + record.trigger
+            switch record.event {
+            case .fired: unstarted[firing] = trigger(named: record.trigger, study: record.study)?.command == nil ? nil : record
+            case .started, .failed: unstarted[firing] = nil
+            default: break
+            }
             guard let pid = record.pid else { continue }
-            // A start line has neither an exit status nor an error; an end line has one of them.
-            if record.exitStatus == nil && record.error == nil { unfinished[pid] = record } else { unfinished[pid] = nil }
+            if record.event == .started { unfinished[pid] = record } else { unfinished[pid] = nil }
         }
         // Commands that were running when the previous agent stopped: their end was not seen.
-        for var record in unfinished.values.sorted(by: { $0.time < $1.time }) {
+        for var record in (Array(unfinished.values) + Array(unstarted.values)).sorted(by: { $0.time < $1.time }) {
             record.time = Date()
-            record.error = "interrupted: the agent stopped while the command ran (pid \(record.pid ?? 0)); its outcome is unknown"
+            record.error = "\(TriggerRecord.interruptedPrefix): " + (record.pid.map { "the agent stopped while the command ran (pid \($0))" }
+                ?? "the agent stopped as the command was being started") + "; its outcome is unknown"
+            if let policy = trigger(named: record.trigger, study: record.study), (record.attempt ?? 1) <= policy.retries {
+                record.retryAt = record.time.addingTimeInterval(policy.retrySeconds)
+            }
             try? triggerLog.append(record)
+            records.append(record)
             logger.warning("study trigger command's outcome unknown", metadata: ["study": "\(record.study)", "trigger": "\(record.trigger)",
-                                                                             "log": "\(record.log ?? "")"])
+                                                                             "log": "\(record.log ?? "")", "retry at": "\(record.retryAt.map { "\($0)" } ?? "never")"])
         }
+        triggerLedger.replay(records) { study, name in trigger(named: name, study: study) }
         for record in JSONLinesLog<AuditRecord>.read(state.audit) {
             if let stamp = record.sourceStamp, FileSystem.stamp(record.file) == stamp { handledFiles[record.file] = stamp }
         }
@@ -835,13 +891,16 @@ public actor WatchAgent {
     private func prune(before date: Date) {
         decisions = decisions.filter { $0.value.time >= date }
         studies = studies.filter { $0.value.lastActivity >= date }
+        triggerLedger.retain(studies: Set(studies.keys))
         handledFiles = handledFiles.filter { Date(timeIntervalSince1970: $0.value.modified) >= date || FileSystem.stamp($0.key) == $0.value }
     }
 
     private func writeStatus(force: Bool) {
         let now = Date()
         // Rewritten when something changed (at most every 2 s), else once a minute as a heartbeat.
+        let triggers = triggerStatus(now: now)
         let signature = "\(counters)|\(tracker.pending.count)|\(tracker.pending.values.map(\.files.count).reduce(0, +))|\(inFlight.count)|\(recent.first?.time ?? .distantPast)"
+            + "|" + triggers.map { "\($0.waitingForClasses),\($0.due),\($0.retries.count),\($0.running.count)" }.joined(separator: ";")
         let due = signature != lastStatusSignature ? now.timeIntervalSince(lastStatus) >= 2 : now.timeIntervalSince(lastStatus) >= 60
         guard force || due else { return }
         lastStatus = now
@@ -854,11 +913,34 @@ public actor WatchAgent {
             )
         }.sorted { $0.quietFor > $1.quietFor }
         let status = AgentStatus(pid: ProcessInfo.processInfo.processIdentifier, started: started, updated: now,
-                                 pending: pending, recent: recent, counters: counters)
+                                 pending: pending, recent: recent, counters: counters, triggers: triggers)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         if let data = try? encoder.encode(status) { try? FileSystem.writeAtomically(data, to: state.status) }
+    }
+
+    /// Each configured trigger's studies by where they stand, for `mrsort status`.
+    private func triggerStatus(now: Date) -> [AgentStatus.Trigger] {
+        configuration.rules.flatMap { rule in
+            rule.triggers.map { trigger in
+                var status = AgentStatus.Trigger(name: trigger.name, rule: rule.name, waitingForClasses: 0, due: 0, retries: [], running: [])
+                for (uid, study) in studies where study.rule == rule.name {
+                    switch triggerLedger.entry(study: uid, trigger: trigger.name).state {
+                    case .fired: continue
+                    case .retryAt(let at): status.retries.append(.init(study: uid, at: at))
+                    case .waiting:
+                        let classes = Set(study.series.values.filter { !$0.review }.map(\.classification.sequence))
+                        if trigger.requires.isSubset(of: classes) { status.due += 1 } else { status.waitingForClasses += 1 }
+                    }
+                }
+                status.running = runningTriggers.values.filter { $0.record.trigger == trigger.name && $0.record.rule == rule.name }
+                    .map { .init(study: $0.record.study, pid: $0.process.pid, since: $0.record.time, log: $0.record.log) }
+                    .sorted { $0.since < $1.since }
+                status.retries.sort { $0.at < $1.at }
+                return status
+            }
+        }
     }
 
     /// The current counters (for tests and status).
@@ -870,6 +952,11 @@ public struct StudyManifest: Codable, Sendable {
     public var study: String
     public var trigger: String
     public var rule: String
+    /// 1 for the study's first manifest; one more each time a late series makes the trigger
+    /// fire again (`refire: on-new-series`).
+    public var revision: Int
+    /// 1 for the first start of this revision; one more for each retry after a failure.
+    public var attempt: Int
     /// The folder that holds the study's sorted series (their common parent), when there is one.
     public var folder: String?
     public var series: [Entry]
@@ -884,10 +971,12 @@ public struct StudyManifest: Codable, Sendable {
         public var folders: [String]
     }
 
-    init(study: String, trigger: String, rule: String, series: [SeriesDecision]) {
+    init(study: String, trigger: String, rule: String, series: [SeriesDecision], revision: Int, attempt: Int) {
         self.study = study
         self.trigger = trigger
         self.rule = rule
+        self.revision = revision
+        self.attempt = attempt
         self.series = series.sorted { ($0.classification.seriesNumber ?? 0) < ($1.classification.seriesNumber ?? 0) }.map {
             Entry(series: $0.classification.seriesInstanceUID, seriesNumber: $0.classification.seriesNumber,
                   seriesDescription: $0.classification.seriesDescription, sequence: $0.classification.sequence,

@@ -145,21 +145,28 @@ struct Status: ParsableCommand {
                     c.sequence.rawValue + ($0.correctedBy == nil ? "" : " (corrected)"), c.orientation.rawValue,
                     String(format: "%.2f", c.confidence), $0.review ? "yes" : "", $0.folders.first ?? ""]
         }).render())
-        let triggers = TriggerSummary.summarise(JSONLinesLog<TriggerRecord>.read(StateDirectory(configuration.stateDirectory).triggers))
+        let triggers = TriggerSummary.summarise(JSONLinesLog<TriggerRecord>.read(StateDirectory(configuration.stateDirectory).triggers),
+                                                live: running ? status.triggers ?? [] : [])
         if !triggers.isEmpty {
-            print("\nstudy triggers:")
-            print(TextTable(header: ["trigger", "fired", "running", "succeeded", "failed", "interrupted", "late series", "last"],
+            print("\nstudy triggers (waiting: studies without the required classes; due: waiting for quiet or their turn):")
+            print(TextTable(header: ["trigger", "waiting", "due", "running", "retrying", "fired", "succeeded", "failed", "interrupted", "late series", "last"],
                             rows: triggers.map(\.row)).render())
         }
     }
 }
 
-/// One trigger's lines of `triggers.jsonl`, counted for `mrsort status`.
+/// One trigger's lines of `triggers.jsonl` counted, beside where its studies stand now (from the
+/// running agent's status), for `mrsort status`.
 struct TriggerSummary {
     var name: String
+    var waiting = 0
+    var due = 0
+    /// Commands running now: from the agent's status, else started lines whose process exists.
+    var running: [String] = []
+    /// Studies due to start again after a failure, with the first time due.
+    var retrying = 0
+    var nextRetry: Date?
     var fired = 0
-    /// Commands started and not ended whose process still exists.
-    var running: [Int32] = []
     var succeeded = 0
     var failed = 0
     var interrupted = 0
@@ -167,42 +174,52 @@ struct TriggerSummary {
     var last: String = "-"
 
     var row: [String] {
-        [name, String(fired), running.isEmpty ? "0" : running.map { "pid \($0)" }.joined(separator: ", "), String(succeeded), String(failed),
-         String(interrupted), String(late), last]
+        [name, String(waiting), String(due), running.isEmpty ? "0" : running.joined(separator: ", "),
+         retrying == 0 ? "0" : "\(retrying) (next \(nextRetry.map { ISO8601DateFormatter().string(from: $0) } ?? "-"))",
+         String(fired), String(succeeded), String(failed), String(interrupted), String(late), last]
     }
 
-    /// Lines come in this order per firing: fired (no pid), started (pid), ended (exit status), or
-    /// an error line (a failed start, an interrupted command, a late series).
-    static func summarise(_ records: [TriggerRecord]) -> [TriggerSummary] {
+    static func summarise(_ records: [TriggerRecord], live: [AgentStatus.Trigger]) -> [TriggerSummary] {
         var byName: [String: TriggerSummary] = [:]
-        var started: [Int32: String] = [:]
+        var started: [Int32: TriggerRecord] = [:]
         for record in records {
             var summary = byName[record.trigger] ?? TriggerSummary(name: record.trigger)
             let time = ISO8601DateFormatter().string(from: record.time)
-            if let error = record.error {
-                if error.hasPrefix("late series") {
-                    summary.late += 1
-                } else if error.hasPrefix("interrupted") {
-                    summary.interrupted += 1
-                    summary.last = "\(time) interrupted"
-                } else {
-                    summary.failed += 1
-                    summary.last = "\(time) failed: \(error)"
-                }
-                if let pid = record.pid { started[pid] = nil }
-            } else if let status = record.exitStatus {
-                if status == 0 { summary.succeeded += 1 } else { summary.failed += 1 }
-                summary.last = "\(time) exit \(status)" + (record.timedOut == true ? " (timed out)" : "")
-                if let pid = record.pid { started[pid] = nil }
-            } else if let pid = record.pid {
-                started[pid] = record.trigger
-            } else {
+            let retry = record.retryAt.map { "; retry at " + ISO8601DateFormatter().string(from: $0) } ?? ""
+            switch record.event {
+            case .fired:
                 summary.fired += 1
-                summary.last = "\(time) fired"
+                summary.last = "\(time) fired" + ((record.attempt ?? 1) > 1 ? " (attempt \(record.attempt ?? 1))" : "")
+                    + ((record.revision ?? 1) > 1 ? " (revision \(record.revision ?? 1))" : "")
+            case .started:
+                if let pid = record.pid { started[pid] = record }
+            case .ended(let status):
+                if status == 0 { summary.succeeded += 1 } else { summary.failed += 1 }
+                summary.last = "\(time) exit \(status)" + (record.timedOut == true ? " (timed out)" : "") + retry
+            case .failed:
+                summary.failed += 1
+                summary.last = "\(time) failed: \(record.error ?? "")" + retry
+            case .interrupted:
+                summary.interrupted += 1
+                summary.last = "\(time) interrupted" + retry
+            case .lateSeries:
+                summary.late += 1
             }
+            if record.event != .started, let pid = record.pid { started[pid] = nil }
             byName[record.trigger] = summary
         }
-        for (pid, name) in started where kill(pid, 0) == 0 { byName[name]?.running.append(pid) }
+        if live.isEmpty {
+            for (pid, record) in started where kill(pid, 0) == 0 { byName[record.trigger]?.running.append("pid \(pid)") }
+        }
+        for trigger in live {
+            var summary = byName[trigger.name] ?? TriggerSummary(name: trigger.name)
+            summary.waiting += trigger.waitingForClasses
+            summary.due += trigger.due
+            summary.retrying += trigger.retries.count
+            summary.nextRetry = ([summary.nextRetry].compactMap { $0 } + trigger.retries.map(\.at)).min()
+            summary.running += trigger.running.map { "pid \($0.pid) since \(ISO8601DateFormatter().string(from: $0.since))" }
+            byName[trigger.name] = summary
+        }
         return byName.values.sorted { $0.name < $1.name }
     }
 }

@@ -154,7 +154,8 @@ struct AgentFeatureTests {
         try text.write(toFile: root + "/mrsort.yaml", atomically: true, encoding: .utf8)
         let status = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"])
         let row = status.output.split(separator: "\n").first { $0.hasPrefix("diffusion") }.map { $0.split(separator: " ").map(String.init) }
-        #expect(row.map { Array($0.prefix(7)) } == ["diffusion", "1", "0", "1", "0", "0", "0"], "\(status.output)")
+        // waiting, due, running, retrying: the agent is not running; fired 1, succeeded 1.
+        #expect(row.map { Array($0.prefix(10)) } == ["diffusion", "0", "0", "0", "0", "1", "1", "0", "0", "0"], "\(status.output)")
         #expect(row?.last == "0", "the last outcome: exit 0")
     }
 
@@ -246,6 +247,159 @@ struct AgentFeatureTests {
         #expect(late.error?.hasSuffix("arrived after the trigger fired; it is not in its manifest") == true)
     }
 
+    @Test("A failing command starts again as often as retries allow, with a new attempt in its manifest; each start is audited")
+    func failedTriggerRetries() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let script = try Self.pipeline(root, "grep -h '\"attempt\"' \"$2\" >> \(root)/attempts.txt\nexit 3")
+        let (agent, running) = try Self.agent(root, Self.triggerRule(root, trigger: """
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(script)]
+                retries: 2
+                retry_seconds: 1
+        """))
+        _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
+        #expect(await eventually(120) { JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").filter { $0.exitStatus != nil }.count == 3 })
+        // No fourth start: the retries are spent.
+        try await Task.sleep(nanoseconds: 2_500_000_000)
+        agent.stop()
+        try await running.value
+        let records = JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl")
+        let ends = records.filter { $0.exitStatus != nil }
+        #expect(ends.map(\.exitStatus) == [3, 3, 3])
+        #expect(ends.map(\.attempt) == [1, 2, 3])
+        #expect(ends.map { $0.retryAt != nil } == [true, true, false])
+        let attempts = try String(contentsOfFile: root + "/attempts.txt", encoding: .utf8)
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(attempts == ["\"attempt\" : 1,", "\"attempt\" : 2,", "\"attempt\" : 3,"])
+        let audited = JSONLinesLog<AuditRecord>.read(root + "/state/audit.jsonl").filter { $0.action.hasPrefix("trigger") }
+        #expect(audited.map(\.action) == ["trigger", "trigger ended", "trigger", "trigger ended", "trigger", "trigger ended"], "\(audited)")
+        #expect(audited.last?.reason?.hasPrefix("trigger diffusion: exit 3, log \(root)/state/manifests/diffusion-") == true)
+    }
+
+    @Test("A command interrupted by the agent's stop starts again at the next start when retries allow")
+    func interruptedTriggerRetries() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        // The first run hangs; the second records that it ran.
+        let script = try Self.pipeline(root, "if [ -e \(root)/first ]; then touch \(root)/second; else touch \(root)/first; exec sleep 60; fi")
+        let text = Self.triggerRule(root, trigger: """
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(script)]
+                retries: 1
+                retry_seconds: 1
+        """)
+        var (agent, running) = try Self.agent(root, text)
+        _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
+        #expect(await eventually(120) { FileManager.default.fileExists(atPath: root + "/first") })
+        agent.stop()
+        try await running.value
+        // Still running, as a command whose agent was killed would be (this test's process keeps
+        // the first agent's waiting thread, which would record its end).
+        let pid = try #require(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").compactMap(\.pid).first)
+        defer { kill(-pid, SIGKILL) }
+        (agent, running) = try Self.agent(root, text)
+        #expect(await eventually(60) { FileManager.default.fileExists(atPath: root + "/second") })
+        try await Task.sleep(nanoseconds: 500_000_000)
+        agent.stop()
+        try await running.value
+        let events = JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").map(\.event)
+        #expect(events == [.fired, .started, .interrupted, .fired, .started, .ended(exitStatus: 0)], "\(events)")
+    }
+
+    @Test("A firing whose command's start was never recorded (kill -9 in between) is interrupted at the next start and retried")
+    func unstartedTriggerIsInterrupted() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let script = try Self.pipeline(root, "echo ran >> \(root)/runs.txt")
+        let text = Self.triggerRule(root, trigger: """
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(script)]
+                retries: 1
+                retry_seconds: 1
+        """)
+        var (agent, running) = try Self.agent(root, text)
+        _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
+        let log = root + "/state/triggers.jsonl"
+        #expect(await eventually(120) { JSONLinesLog<TriggerRecord>.read(log).count == 3 })
+        agent.stop()
+        try await running.value
+        // What a kill -9 right after the fired line leaves: that line alone.
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        try (lines[0] + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        (agent, running) = try Self.agent(root, text)
+        #expect(await eventually(60) { JSONLinesLog<TriggerRecord>.read(log).count == 5 })
+        agent.stop()
+        try await running.value
+        let records = JSONLinesLog<TriggerRecord>.read(log)
+        #expect(records.map(\.event) == [.fired, .interrupted, .fired, .started, .ended(exitStatus: 0)], "\(records)")
+        #expect(records[1].error?.contains("as the command was being started") == true)
+        #expect(records[2].attempt == 2)
+        #expect(try String(contentsOfFile: root + "/runs.txt", encoding: .utf8) == "ran\nran\n")
+    }
+
+    @Test("With refire: on-new-series a late series makes the trigger fire again with a second manifest revision")
+    func refireOnNewSeries() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let (agent, running) = try Self.agent(root, Self.triggerRule(root, trigger: """
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                inbox: \(root)/inbox
+                refire: on-new-series
+        """))
+        let study = try #require(try ImageHeader.read(from: try Paths.realSeries("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2")[0]).first).studyInstanceUID
+        let manifest = root + "/inbox/\(study).json"
+        func revision() -> StudyManifest? {
+            (try? Data(contentsOf: URL(fileURLWithPath: manifest))).flatMap { try? JSONDecoder.iso8601.decode(StudyManifest.self, from: $0) }
+        }
+        _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
+        #expect(await eventually(120) { revision()?.revision == 1 })
+        _ = try Self.copy("dcm_qa_decubitus__S3_t1_fl2d_sag", into: root + "/in")
+        #expect(await eventually(120) { revision()?.revision == 2 })
+        agent.stop()
+        try await running.value
+        #expect(revision()?.series.count == 2)
+        let late = try #require(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").first { $0.event == .lateSeries })
+        #expect(late.refire == true)
+        #expect(late.error?.hasSuffix("the trigger fires again with it once the study is quiet") == true)
+    }
+
+    @Test("A command's log keeps its first maximum_log_megabytes and says the rest was dropped")
+    func triggerLogIsCapped() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        // 3 MiB of output against a 1 MiB cap.
+        let script = try Self.pipeline(root, "head -c 3145728 /dev/zero | tr '\\0' x")
+        let (agent, running) = try Self.agent(root, Self.triggerRule(root, trigger: """
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(script)]
+                maximum_log_megabytes: 1
+        """))
+        _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
+        #expect(await eventually(120) { JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").contains { $0.exitStatus != nil } })
+        agent.stop()
+        try await running.value
+        let log = try #require(JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").compactMap(\.log).first)
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(text.hasPrefix(String(repeating: "x", count: 1 << 20) + "\n[mrsort: output past 1 MiB dropped"))
+        #expect(text.utf8.count < (1 << 20) + 200, "\(text.utf8.count) bytes")
+    }
+
     @Test("A series sent to review satisfies no trigger")
     func reviewedSeriesDoNotTrigger() async throws {
         let root = try Paths.temporaryDirectory()
@@ -262,6 +416,17 @@ struct AgentFeatureTests {
         let files = try Self.copy("dcm_qa_philips__S601_dti_ax", into: root + "/in")
         #expect(await eventually(120) { allFiles(under: root + "/review").filter { $0.hasSuffix(".dcm") }.count == files.count })
         try await Task.sleep(nanoseconds: 3_000_000_000)
+        // status, from the running agent: the study waits for a DWI that is not in review.
+        let configuration = root + "/mrsort.yaml"
+        try Self.triggerRule(root, extra: "    minimum_confidence: 0.9\n    review: \(root)/review", trigger: """
+              - name: diffusion
+                requires: [dwi]
+                command: [\(script)]
+        """).write(toFile: configuration, atomically: true, encoding: .utf8)
+        let status = try run(Paths.mrsort, ["status", "--config", configuration])
+        let row = status.output.split(separator: "\n").first { $0.hasPrefix("diffusion") }.map { $0.split(separator: " ").map(String.init) }
+        // waiting 1, due 0, running 0, retrying 0, fired 0.
+        #expect(row.map { Array($0.prefix(6)) } == ["diffusion", "1", "0", "0", "0", "0"], "\(status.output)")
         agent.stop()
         try await running.value
         let decision = try #require(JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").last)

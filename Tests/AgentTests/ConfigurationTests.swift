@@ -72,6 +72,48 @@ struct ConfigurationTests {
         #expect(found.contains { $0.contains("command: \"ms-lesion\" must be an absolute path") })
     }
 
+    @Test("A trigger's retry, refire and log-size settings: defaults, values and bad values with their positions")
+    func triggerPolicies() throws {
+        let rule = """
+        rules:
+          - name: a
+            watch: /in
+            action: move
+            output: /out
+            quarantine: /q
+            triggers:
+              - name: lesions
+                requires: [flair_3d]
+                command: [/opt/lesions/run]
+        """
+        let defaults = try #require(try AgentConfiguration.parse(rule, file: "test.yaml", checkFolders: false).rules.first?.triggers.first)
+        #expect(defaults.retries == 0)
+        #expect(defaults.refire == .never)
+        #expect(defaults.maximumLogBytes == 16 << 20)
+        let set = try #require(try AgentConfiguration.parse(rule + """
+
+                retries: 3
+                retry_seconds: 120
+                refire: on-new-series
+                maximum_log_megabytes: 2
+        """, file: "test.yaml", checkFolders: false).rules.first?.triggers.first)
+        #expect(set.retries == 3)
+        #expect(set.retrySeconds == 120)
+        #expect(set.refire == .onNewSeries)
+        #expect(set.maximumLogBytes == 2 << 20)
+        let found = problems(rule + """
+
+                retries: -1
+                retry_seconds: 0
+                refire: always
+                maximum_log_megabytes: 0
+        """)
+        #expect(found.contains("11:18: retries: -1 is outside 0…100"), "\(found)")
+        #expect(found.contains { $0.hasPrefix("12:24: retry_seconds: 0 is outside 1") }, "\(found)")
+        #expect(found.contains("13:17: refire: unknown value \"always\"; one of never, on-new-series"), "\(found)")
+        #expect(found.contains("14:32: maximum_log_megabytes: 0 is outside 1…4096"), "\(found)")
+    }
+
     @Test("YAML syntax errors carry the parser's position")
     func syntax() {
         let found = problems("rules:\n  - name: a\n    watch: [/in\n")
