@@ -45,6 +45,34 @@ struct SlicePreprocessingTests {
         #expect(a[16 * 32 + 16] == 1 && a[0] == 0)
     }
 
+    @Test("Percentiles by selection are the sorted array's nearest ranks: random, tied, constant, non-finite, tiny inputs")
+    func percentilesBySelection() {
+        func sortedRanks(_ values: [Float], _ p: SlicePreprocessing) -> (Float, Float) {
+            let sorted = values.filter(\.isFinite).sorted()
+            guard !sorted.isEmpty else { return (0, 0) }
+            func rank(_ q: Double) -> Float { sorted[min(sorted.count - 1, max(0, Int((q / 100 * Double(sorted.count - 1)).rounded())))] }
+            return (rank(p.lowerPercentile), rank(p.upperPercentile))
+        }
+        var generator = SystemRandomNumberGenerator()
+        let inputs: [[Float]] = [
+            (0..<4096).map { _ in Float.random(in: -1000...5000, using: &generator) },
+            // A black background with a few bright values: long runs of ties.
+            (0..<4096).map { $0 % 97 == 0 ? Float($0) : 0 },
+            [Float](repeating: 7, count: 1000),
+            [3, .nan, 1, .infinity, 2, -.infinity],
+            [42],
+            [Float.nan],
+            (0..<1000).map { Float(1000 - $0) },
+        ]
+        for values in inputs {
+            for p in [SlicePreprocessing(size: 32), SlicePreprocessing(size: 32, lowerPercentile: 0, upperPercentile: 100),
+                      SlicePreprocessing(size: 32, lowerPercentile: 10, upperPercentile: 90)] {
+                let expected = sortedRanks(values, p), found = p.percentiles(values)
+                #expect(found == expected, "\(values.prefix(8))… \(p.lowerPercentile)/\(p.upperPercentile)")
+            }
+        }
+    }
+
     @Test("Values are in [0, 1]; a constant image is all zero")
     func range() {
         let noise = (0..<(50 * 70)).map { Float(($0 * 7919) % 1000) - 300 }
