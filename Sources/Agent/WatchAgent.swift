@@ -22,7 +22,8 @@ public actor WatchAgent {
         /// The kernel dropped inotify events.
         case overflow
         case tick
-        case handled(SeriesKey, SeriesHandler.Result?, files: [TrackedFile])
+        /// A worker finished its series (several, classified together, or one relabelled).
+        case handled([HandledSeries])
         /// Files whose action failed (a full or read-only output), due for another try.
         case retry([String], rule: String, series: String)
         /// SIGHUP: read the configuration again.
@@ -74,6 +75,8 @@ public actor WatchAgent {
     private var readsInFlight = 0
     private var unreadable: [String: Unreadable] = [:]
     private var inFlight: [SeriesKey: Set<String>] = [:]
+    /// Work items on the work queue (each a group of series, or a relabel): at most `worker_threads`.
+    private var busyWorkers = 0
     private var decisions: [String: SeriesDecision] = [:]
     private var studies: [String: StudyState] = [:]
     /// Files done with that stay where they were (copy, rewrite): their stamp when done.
@@ -214,8 +217,9 @@ public actor WatchAgent {
                 rescan()
             case .retry(let paths, let rule, let series): retry(paths, rule: rule, series: series)
             case .tick: tick(now: Date())
-            case .handled(let key, let result, let files):
-                finish(key, result, files: files)
+            case .handled(let series):
+                busyWorkers -= 1
+                for done in series { finish(done.key, done.result, files: done.files) }
                 // A worker is free: the next quiescent series starts now, not at the next tick
                 // (with short series the tick, not the work, set the pace).
                 dispatchQuiescent(now: Date())
@@ -437,8 +441,11 @@ public actor WatchAgent {
         let quiet = { [configuration] (name: String) in configuration.rules.first { $0.name == name }?.quietSeconds ?? 0 }
         // Files still queued for reading may belong to any series: wait for them.
         guard readQueueHead == readQueue.count, readsInFlight == 0 else { return }
+        // Quiescent series go to a worker a group at a time, classified together: short series
+        // fill the CNN's batches together (a series of one slice alone costs several times more).
+        var group: [Dispatched] = [], slices = 0
         for key in tracker.quiescent(at: now, quietSeconds: quiet) where inFlight[key] == nil {
-            guard inFlight.count < configuration.workerThreads else { return }
+            guard busyWorkers < configuration.workerThreads else { break }
             guard var series = tracker.take(key), let rule = rule(named: series.rule) else { continue }
             // Files that changed or vanished during the quiet period restart it.
             let changed = series.files.filter { FileSystem.stamp($0.key) != $0.value.stamp }.map(\.key)
@@ -450,21 +457,44 @@ public actor WatchAgent {
             }
             let files = Array(series.files.values)
             inFlight[key] = Set(files.map(\.path))
-            let decided = decisions[key.series]
-            let context = studyContext ? Array(studies[key.study]?.context.values ?? [:].values).filter { $0.classification.seriesInstanceUID != key.series } : []
-            var seriesHandler = SeriesHandler(rule: rule, delivery: delivery, audit: audit)
-            seriesHandler.workers = configuration.workerThreads
-            let handler = seriesHandler, classifier = classifier
-            let useContext = studyContext
-            let continuation = continuation
-            Self.work.async {
-                let result = handler.handle(files, decided: decided) { headers in
-                    guard let classification = classifier.classify(headers) else { return nil }
-                    guard useContext else { return classification }
-                    return StudyContext.settle(context + [.init(classification: classification, headers: headers)]).last
-                }
-                continuation.yield(.handled(key, result, files: files))
+            var handler = SeriesHandler(rule: rule, delivery: delivery, audit: audit)
+            handler.workers = configuration.workerThreads
+            let context = studyContext ? (studies[key.study]?.context.values).map(Array.init) ?? [] : []
+            group.append(Dispatched(key: key, files: files, handler: handler, decided: decisions[key.series],
+                                   context: context.filter { $0.classification.seriesInstanceUID != key.series }))
+            slices += min(files.reduce(0) { $0 + $1.headers.count }, classifier.cnnImagesPerSeries)
+            if slices >= classifier.cnn?.batchSize ?? 16 || group.count >= SeriesClassifier.seriesPerBatch {
+                launch(group)
+                group = []
+                slices = 0
             }
+        }
+        if !group.isEmpty { launch(group) }
+    }
+
+    /// Classifies a group of series together on a worker, then carries out each one's rule.
+    private func launch(_ group: [Dispatched]) {
+        busyWorkers += 1
+        let classifier = classifier, useContext = studyContext, continuation = continuation
+        Self.work.async {
+            let classifications = classifier.classify(series: group.map { $0.decided == nil ? $0.files.flatMap(\.headers) : [] })
+            // Series of one study in the group see each other, in the order they went quiet.
+            var settled: [String: [StudyContext.Series]] = [:]
+            var done: [HandledSeries] = []
+            for (series, classification) in zip(group, classifications) {
+                let result = series.handler.handle(series.files, decided: series.decided) { headers in
+                    guard let classification else { return nil }
+                    guard useContext else { return classification }
+                    let study = series.context + settled[series.key.study, default: []]
+                    return StudyContext.settle(study + [.init(classification: classification, headers: headers)]).last
+                }
+                if series.decided == nil, let decision = result?.decision {
+                    settled[series.key.study, default: []].append(.init(classification: decision.classification,
+                                                                        headers: Self.representative(series.files.flatMap(\.headers))))
+                }
+                done.append(HandledSeries(key: series.key, result: result, files: series.files))
+            }
+            continuation.yield(.handled(done))
         }
     }
 
@@ -666,6 +696,23 @@ public actor WatchAgent {
         studies[study].flatMap { rule(named: $0.rule) }?.triggers.first { $0.name == name }
     }
 
+    /// One series a worker finished with, and the files it was given.
+    struct HandledSeries: Sendable {
+        var key: SeriesKey
+        var result: SeriesHandler.Result?
+        var files: [TrackedFile]
+    }
+
+    /// A series taken for a worker, with what its handling needs from the agent's state.
+    private struct Dispatched: Sendable {
+        var key: SeriesKey
+        var files: [TrackedFile]
+        var handler: SeriesHandler
+        var decided: SeriesDecision?
+        /// The study's series handled before, for pre/post-contrast study context.
+        var context: [StudyContext.Series]
+    }
+
     /// A trigger command in progress.
     private struct RunningTrigger {
         var process: PipelineProcess
@@ -807,10 +854,11 @@ public actor WatchAgent {
         // Off the loop like any series: moving many files must not hold up the watchdog.
         inFlight[key] = Set(files.map(\.path))
         relabelling.insert(key)
+        busyWorkers += 1
         let continuation = continuation, corrected = decision, placed = files
         Self.work.async {
             let result = handler.handle(placed, decided: corrected) { _ in nil }
-            continuation.yield(.handled(key, result, files: placed))
+            continuation.yield(.handled([HandledSeries(key: key, result: result, files: placed)]))
         }
     }
 

@@ -95,6 +95,49 @@ public struct SeriesClassifier: Sendable {
 
     /// Classifies one series; nil when it has no images.
     public func classify(_ headers: [ImageHeader]) -> SeriesClassification? {
+        classify(series: [headers])[0]
+    }
+
+    /// Classifies several series at once, each exactly as alone; the slices of all of them go
+    /// through the CNN together, so that short series fill its batches (a product over one
+    /// slice costs several times a slice's share of a product over sixteen).
+    public func classify(series: [[ImageHeader]]) -> [SeriesClassification?] {
+        let decoded = series.map { decodeSlices($0) }
+        let predictions = cnn?.predict(decoded.flatMap(\.slices)) ?? []
+        var offset = 0
+        return zip(series, decoded).map { headers, decoded in
+            let own = predictions.isEmpty ? [] : Array(predictions[offset..<(offset + decoded.slices.count)])
+            offset += decoded.slices.count
+            return combine(headers, decoded: decoded, predictions: own)
+        }
+    }
+
+    /// The images of a series the CNN reads, and their preprocessed slices.
+    private struct DecodedSlices {
+        /// Indices into the series' headers of the images chosen for the CNN.
+        var chosen: [Int] = []
+        /// Those of them whose pixels could be decoded, and their slices.
+        var decoded: [Int] = []
+        var slices: [[Float]] = []
+    }
+
+    private func decodeSlices(_ headers: [ImageHeader]) -> DecodedSlices {
+        guard let cnn, !headers.isEmpty else { return DecodedSlices() }
+        var result = DecodedSlices(chosen: Self.evenlySpaced(headers, count: cnnImagesPerSeries))
+        for (index, slice) in zip(result.chosen, cnn.preprocessing.slices(of: result.chosen.map { headers[$0] })) {
+            // An image whose pixels cannot be decoded (e.g. JPEG 2000) gets no CNN vote; its
+            // metadata still gets the forest's.
+            if case .success(let slice) = slice {
+                result.decoded.append(index)
+                result.slices.append(slice)
+            }
+        }
+        return result
+    }
+
+    /// The series' vote from the forest on every header and the CNN's `predictions` on its
+    /// decoded slices.
+    private func combine(_ headers: [ImageHeader], decoded: DecodedSlices, predictions: [ConvolutionalNetwork.Prediction]) -> SeriesClassification? {
         guard let first = headers.first else { return nil }
         let order = SequenceClass.allCases
         // Forest: one vote per image, over every image.
@@ -111,22 +154,14 @@ public struct SeriesClassifier: Sendable {
         var cnnVote: Vote<SequenceClass>?
         var ensembleVote = forestVote
         var cnnOrientation: Vote<Orientation>?
-        if let cnn {
-            let chosen = Self.evenlySpaced(headers, count: cnnImagesPerSeries)
-            var decoded: [Int] = [], slices: [[Float]] = []
-            for (index, result) in zip(chosen, cnn.preprocessing.slices(of: chosen.map { headers[$0] })) {
-                // An image whose pixels cannot be decoded (e.g. JPEG 2000) gets no CNN vote; its
-                // metadata still gets the forest's.
-                if case .success(let slice) = result { decoded.append(index); slices.append(slice) }
-            }
-            let predictions = cnn.predict(slices)
+        if cnn != nil {
             var cnnSupport: [SequenceClass: Double] = [:], forestImageSupport: [SequenceClass: Double] = [:]
             for prediction in predictions {
                 for (k, value) in prediction.sequenceProbabilities.enumerated() { cnnSupport[order[k], default: 0] += value }
             }
             // The forest votes on every image given to the CNN; where the CNN read none of them, the
             // forest's vote over all images stands.
-            let forestImages = decoded.isEmpty ? [] : chosen
+            let forestImages = decoded.decoded.isEmpty ? [] : decoded.chosen
             for index in forestImages {
                 for (k, value) in forestByImage[index].enumerated() { forestImageSupport[forest.classes[k], default: 0] += value }
             }
