@@ -25,6 +25,29 @@ struct EnsembleTests {
         #expect(result.sequence == cnn.sequence || result.sequence == result.forest.sequence)
     }
 
+    @Test("Series classified together get what each gets alone, with an empty series in the batch")
+    func batchEqualsOneByOne() throws {
+        let classifier = try SeriesClassifier(modelDirectory: Paths.repositoryRoot + "/models")
+        let series = try ["dcm_qa_decubitus__S2_t1_fl2d_sag", "dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", "dcm_qa_philips__S601_dti_ax"]
+            .map { try Self.headers($0) }
+        // One image of each, as the agent's short series, and the whole series.
+        for batch in [series.map { Array($0.prefix(1)) }, series] {
+            let together = classifier.classify(series: batch + [[]])
+            #expect(together.count == batch.count + 1)
+            #expect(together.last.map { $0 == nil } == true, "an empty series has no classification")
+            for (headers, result) in zip(batch, together) {
+                let alone = try #require(classifier.classify(headers))
+                let batched = try #require(result)
+                #expect(batched.sequence == alone.sequence)
+                #expect(batched.orientation == alone.orientation)
+                #expect(batched.forest == alone.forest)
+                #expect(batched.cnn?.sequence == alone.cnn?.sequence)
+                #expect(abs(batched.confidence - alone.confidence) < 1e-9)
+                #expect(abs((batched.cnn?.confidence ?? 0) - (alone.cnn?.confidence ?? 0)) < 1e-5)
+            }
+        }
+    }
+
     @Test("An image the CNN cannot decode keeps the forest's vote in the ensemble")
     func undecodableImagesKeepForestVote() throws {
         var classifier = try SeriesClassifier(modelDirectory: Paths.repositoryRoot + "/models")
