@@ -33,6 +33,9 @@ struct SeriesHandler: Sendable {
         var errors = 0
         /// The first error's reason, for the log line.
         var firstError: String?
+        /// Where the series' files are now (output, review, or in place for a rewrite), for a
+        /// later relabel or study-context revision.
+        var placed: [String] = []
     }
 
     /// - Parameters:
@@ -69,6 +72,7 @@ struct SeriesHandler: Sendable {
             result.quarantined += done.quarantined
             result.errors += done.errors
             result.firstError = result.firstError ?? done.firstError
+            result.placed += done.placed
         }
         result.decision.folders = folders.sorted()
         if review, let folder = result.decision.folders.first {
@@ -86,6 +90,7 @@ struct SeriesHandler: Sendable {
         var quarantined = 0
         var errors = 0
         var firstError: String?
+        var placed: [String] = []
     }
 
     static func chunks(_ files: [TrackedFile], count: Int) -> [ArraySlice<TrackedFile>] {
@@ -122,6 +127,9 @@ struct SeriesHandler: Sendable {
                     // does not handle it twice.
                     record.sourceStamp = FileSystem.stamp(path)
                     result.handled[path] = .some(record.sourceStamp)
+                }
+                if record.action != "error", record.action != "quarantine", record.action != "duplicate", let destination = record.destination {
+                    result.placed.append(destination)
                 }
                 try? audit.append(record)
             }

@@ -127,13 +127,14 @@ public struct TriggerRecord: Codable, Sendable, Equatable {
         case ended(exitStatus: Int32)
         case failed
         case interrupted
+        /// A series arrived, or was revised, after the trigger fired.
         case lateSeries
     }
 
     /// The event, read from the fields present (the file has no event field of its own).
     public var event: Event {
         if let error {
-            if error.hasPrefix(Self.lateSeriesPrefix) { return .lateSeries }
+            if error.hasPrefix(Self.lateSeriesPrefix) || error.hasPrefix(Self.revisedSeriesPrefix) { return .lateSeries }
             if error.hasPrefix(Self.interruptedPrefix) { return .interrupted }
             return .failed
         }
@@ -151,6 +152,7 @@ public struct TriggerRecord: Codable, Sendable, Equatable {
     }
 
     static let lateSeriesPrefix = "late series"
+    static let revisedSeriesPrefix = "revised series"
     static let interruptedPrefix = "interrupted"
 }
 

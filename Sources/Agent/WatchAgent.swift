@@ -79,6 +79,8 @@ public actor WatchAgent {
     private var busyWorkers = 0
     private var decisions: [String: SeriesDecision] = [:]
     private var studies: [String: StudyState] = [:]
+    /// Where each series handled in the last day has its files.
+    private var placements: [String: Placement] = [:]
     /// Files done with that stay where they were (copy, rewrite): their stamp when done.
     private var handledFiles: [String: FileSystem.Stamp] = [:]
     private var counters = AgentStatus.Counters()
@@ -219,7 +221,7 @@ public actor WatchAgent {
             case .tick: tick(now: Date())
             case .handled(let series):
                 busyWorkers -= 1
-                for done in series { finish(done.key, done.result, files: done.files) }
+                for done in series { finish(done.key, done.result, files: done.files, model: done.model) }
                 // A worker is free: the next quiescent series starts now, not at the next tick
                 // (with short series the tick, not the work, set the pace).
                 dispatchQuiescent(now: Date())
@@ -478,27 +480,27 @@ public actor WatchAgent {
         let classifier = classifier, useContext = studyContext, continuation = continuation
         Self.work.async {
             let classifications = classifier.classify(series: group.map { $0.decided == nil ? $0.files.flatMap(\.headers) : [] })
-            // Series of one study in the group see each other, in the order they went quiet.
-            var settled: [String: [StudyContext.Series]] = [:]
+            // Series of one study in the group see each other.
+            var earlier: [String: [StudyContext.Series]] = [:]
             var done: [HandledSeries] = []
             for (series, classification) in zip(group, classifications) {
                 let result = series.handler.handle(series.files, decided: series.decided) { headers in
                     guard let classification else { return nil }
                     guard useContext else { return classification }
-                    let study = series.context + settled[series.key.study, default: []]
+                    let study = series.context + earlier[series.key.study, default: []]
                     return StudyContext.settle(study + [.init(classification: classification, headers: headers)]).last
                 }
-                if series.decided == nil, let decision = result?.decision {
-                    settled[series.key.study, default: []].append(.init(classification: decision.classification,
+                if let classification {
+                    earlier[series.key.study, default: []].append(.init(classification: classification,
                                                                         headers: Self.representative(series.files.flatMap(\.headers))))
                 }
-                done.append(HandledSeries(key: series.key, result: result, files: series.files))
+                done.append(HandledSeries(key: series.key, result: result, files: series.files, model: classification))
             }
             continuation.yield(.handled(done))
         }
     }
 
-    private func finish(_ key: SeriesKey, _ result: SeriesHandler.Result?, files: [TrackedFile]) {
+    private func finish(_ key: SeriesKey, _ result: SeriesHandler.Result?, files: [TrackedFile], model: SeriesClassification?) {
         inFlight[key] = nil
         guard let result else {
             counters.errors += 1
@@ -513,7 +515,8 @@ public actor WatchAgent {
             unreadable[file.path] = Unreadable(rule: result.decision.rule, stamp: file.stamp, since: Date(), reason: reason, incomplete: true,
                                                study: key.study)
         }
-        let first = decisions[key.series] == nil
+        let previous = decisions[key.series]
+        let first = previous == nil
         let relabelled = relabelling.remove(key) != nil
         var decision = result.decision
         if let previous = decisions[key.series] {
@@ -531,6 +534,7 @@ public actor WatchAgent {
             }
         }
         decisions[key.series] = decision
+        placements[key.series] = Placement(time: Date(), files: Set(result.placed).union(relabelled ? [] : placements[key.series]?.files ?? []))
         try? decisionLog.append(decision)
         if first { counters.seriesClassified += 1 }
         if decision.review { counters.review += first ? 1 : 0 }
@@ -542,8 +546,14 @@ public actor WatchAgent {
         var study = studies[key.study] ?? StudyState(rule: decision.rule, lastActivity: Date())
         if first, !decision.review { recordLateSeries(decision, study: key.study) }
         study.series[key.series] = decision
-        let headers = files.flatMap(\.headers)
-        study.context[key.series] = StudyContext.Series(classification: decision.classification, headers: Self.representative(headers))
+        // Study context reads the models' answers (a person's correction where there is one), as
+        // `eval` does, never its own earlier conclusions.
+        if let model {
+            study.context[key.series] = StudyContext.Series(classification: model, headers: Self.representative(files.flatMap(\.headers)))
+        } else if decision.correctedBy != nil, var corrected = study.context[key.series] {
+            corrected.classification = decision.classification
+            study.context[key.series] = corrected
+        }
         studies[key.study] = study
         let c = decision.classification
         logger.info("series handled", metadata: [
@@ -556,6 +566,36 @@ public actor WatchAgent {
             logger.error("files of the series left in place", metadata: ["series": "\(key.series)", "errors": "\(result.errors)", "first": "\(reason)"])
         }
         scheduleRetry(key, files: files, result: result)
+        reviseStudy(key.study)
+    }
+
+    /// Where a handled series' files are, kept a day for relabels and revisions (after that
+    /// the audit log says).
+    private struct Placement {
+        var time: Date
+        var files: Set<String>
+    }
+
+    /// A later series can change what study context concludes about earlier ones (the later of
+    /// two T1 is the post-contrast one; a perfusion marks the bolus). Settles the study again
+    /// from the models' answers, as `eval` does for a whole study, and revises every delivered
+    /// series whose pre/post class changed: its files are moved (or rewritten) again, audited,
+    /// and its study's fired triggers told. A person's correction is never revised.
+    private func reviseStudy(_ uid: String) {
+        guard studyContext, let study = studies[uid], study.context.count > 1 else { return }
+        for settled in StudyContext.settle(Array(study.context.values)) {
+            let series = settled.seriesInstanceUID
+            guard var decision = decisions[series], decision.correctedBy == nil, !decision.review,
+                  decision.classification.sequence != settled.sequence,
+                  !inFlight.keys.contains(where: { $0.series == series }) else { continue }
+            let from = decision.classification.sequence
+            decision.classification.sequence = settled.sequence
+            decision.classification.rule = settled.rule
+            logger.notice("study context revises a delivered series", metadata: [
+                "series": "\(series)", "from": "\(from.rawValue)", "to": "\(settled.sequence.rawValue)", "rule": "\(settled.rule ?? "-")",
+            ])
+            reapply(decision, reason: "study context revised \(from.rawValue) to \(settled.sequence.rawValue): \(settled.rule ?? "")")
+        }
     }
 
     /// Files whose action failed are tried again after 10 s, then twice as long each time, at most
@@ -673,18 +713,22 @@ public actor WatchAgent {
                     reason: "trigger \(record.trigger): " + reason)
     }
 
-    /// A series that arrives after a study's triggers fired is in none of their manifests: say so
-    /// in the log and in `triggers.jsonl`, where a pipeline's operator looks for what it was given;
-    /// a trigger with `refire: on-new-series` fires again once the study is quiet.
-    private func recordLateSeries(_ decision: SeriesDecision, study: String) {
+    /// A series that arrives after a study's triggers fired is in none of their manifests, and one
+    /// revised since (a relabel, study context) is there with its old class: say so in the log
+    /// and in `triggers.jsonl`, where a pipeline's operator looks for what it was given; a
+    /// trigger with `refire: on-new-series` fires again once the study is quiet.
+    private func recordLateSeries(_ decision: SeriesDecision, study: String, revisedFrom: SequenceClass? = nil) {
         let c = decision.classification
         for name in triggerLedger.fired(study: study) {
             let policy = trigger(named: name, study: study)
             let refire = policy.map { triggerLedger.lateSeries(study: study, policy: $0) } ?? false
-            let reason = "\(TriggerRecord.lateSeriesPrefix) \(c.seriesInstanceUID) (\(c.sequence.rawValue), number \(c.seriesNumber.map(String.init) ?? "-")) "
-                + "arrived after the trigger fired; " + (refire ? "the trigger fires again with it once the study is quiet" : "it is not in its manifest")
+            let what = revisedFrom.map { "\(TriggerRecord.revisedSeriesPrefix) \(c.seriesInstanceUID) (\($0.rawValue) → \(c.sequence.rawValue)" }
+                ?? "\(TriggerRecord.lateSeriesPrefix) \(c.seriesInstanceUID) (\(c.sequence.rawValue)"
+            let reason = what + ", number \(c.seriesNumber.map(String.init) ?? "-")) " + (revisedFrom == nil ? "arrived" : "was revised")
+                + " after the trigger fired; " + (refire ? "the trigger fires again with it once the study is quiet"
+                    : revisedFrom == nil ? "it is not in its manifest" : "its manifest has the old class")
             try? triggerLog.append(TriggerRecord(time: Date(), study: study, trigger: name, rule: decision.rule, error: reason, refire: refire ? true : nil))
-            logger.warning("series arrived after a study trigger fired", metadata: [
+            logger.warning(revisedFrom == nil ? "series arrived after a study trigger fired" : "series revised after a study trigger fired", metadata: [
                 "study": "\(study)", "trigger": "\(name)", "series": "\(c.seriesInstanceUID)", "sequence": "\(c.sequence.rawValue)",
                 "fires again": "\(refire)",
             ])
@@ -701,6 +745,8 @@ public actor WatchAgent {
         var key: SeriesKey
         var result: SeriesHandler.Result?
         var files: [TrackedFile]
+        /// The models' classification before study context settled it (nil: not classified now).
+        var model: SeriesClassification? = nil
     }
 
     /// A series taken for a worker, with what its handling needs from the agent's state.
@@ -709,7 +755,8 @@ public actor WatchAgent {
         var files: [TrackedFile]
         var handler: SeriesHandler
         var decided: SeriesDecision?
-        /// The study's series handled before, for pre/post-contrast study context.
+        /// The study's series handled before, as the models classified them (or as a person
+        /// corrected them), for pre/post-contrast study context.
         var context: [StudyContext.Series]
     }
 
@@ -821,7 +868,7 @@ public actor WatchAgent {
     }
 
     private func relabel(_ request: RelabelRequest) {
-        guard var decision = decisions[request.series], let rule = rule(named: decision.rule) else {
+        guard var decision = decisions[request.series] else {
             logger.error("relabel: unknown series", metadata: ["series": "\(request.series)"])
             return
         }
@@ -832,32 +879,51 @@ public actor WatchAgent {
         decision.classification.rule = "corrected by \(request.requestedBy)"
         decision.correctedBy = request.requestedBy
         decision.review = false
-        // Re-apply the action to the files where they are now.
-        let current = JSONLinesLog<AuditRecord>.read(state.audit)
-            .filter { $0.series == request.series && $0.destination != nil && $0.action != "quarantine" }
-        var places: [String: AuditRecord] = [:]
-        for record in current { places[record.file] = record }
+        logger.notice("relabelling series", metadata: ["series": "\(request.series)", "sequence": "\(request.sequence.rawValue)"])
+        reapply(decision, reason: "corrected by \(request.requestedBy)")
+    }
+
+    /// Applies a handled series' rule again with a changed decision, to its files where they are
+    /// now: files in the output are moved within it (a copy rule's sources stay untouched).
+    private func reapply(_ changed: SeriesDecision, reason: String) {
+        var decision = changed
+        let series = decision.classification.seriesInstanceUID
+        guard let rule = rule(named: decision.rule) else { return }
+        let paths: Set<String>
+        if let placement = placements[series] {
+            paths = placement.files
+        } else {
+            var places: [String: String] = [:]
+            for record in JSONLinesLog<AuditRecord>.read(state.audit) where record.series == series {
+                guard let destination = record.destination, !["error", "quarantine", "duplicate"].contains(record.action) else { continue }
+                places[record.file] = destination
+            }
+            paths = Set(places.values)
+        }
         var files: [TrackedFile] = []
-        for record in places.values {
-            guard let path = record.destination, let stamp = FileSystem.stamp(path),
-                  let headers = try? ImageHeader.read(from: path) else { continue }
+        for path in paths.sorted() {
+            guard let stamp = FileSystem.stamp(path), let headers = try? ImageHeader.read(from: path) else { continue }
             files.append(TrackedFile(path: path, stamp: stamp, headers: headers))
         }
-        decisions[request.series] = decision
-        let key = SeriesKey(study: decision.classification.studyInstanceUID, series: request.series)
-        // Files already in the output are moved within it; a copy rule's sources stay untouched.
+        let key = SeriesKey(study: decision.classification.studyInstanceUID, series: series)
+        try? audit.append(AuditRecord(time: Date(), rule: rule.name, file: "", study: key.study, series: series,
+                                      sequence: decision.classification.sequence, orientation: decision.classification.orientation,
+                                      confidence: decision.classification.confidence, action: "relabel", reason: reason))
+        if let before = decisions[series]?.classification.sequence, before != decision.classification.sequence, !decision.review {
+            recordLateSeries(decision, study: key.study, revisedFrom: before)
+        }
+        decisions[series] = decision
         var moving = rule
         if moving.action.delivery == .copy { moving.action.delivery = .move }
         let handler = SeriesHandler(rule: moving, delivery: delivery, audit: audit)
         decision.folders = []
-        logger.notice("relabelling series", metadata: ["series": "\(request.series)", "sequence": "\(request.sequence.rawValue)", "files": "\(files.count)"])
         // Off the loop like any series: moving many files must not hold up the watchdog.
         inFlight[key] = Set(files.map(\.path))
         relabelling.insert(key)
         busyWorkers += 1
-        let continuation = continuation, corrected = decision, placed = files
+        let continuation = continuation, decided = decision, placed = files
         Self.work.async {
-            let result = handler.handle(placed, decided: corrected) { _ in nil }
+            let result = handler.handle(placed, decided: decided) { _ in nil }
             continuation.yield(.handled([HandledSeries(key: key, result: result, files: placed)]))
         }
     }
@@ -938,6 +1004,7 @@ public actor WatchAgent {
     /// their records stay in the state files.
     private func prune(before date: Date) {
         decisions = decisions.filter { $0.value.time >= date }
+        placements = placements.filter { $0.value.time >= Date().addingTimeInterval(-86_400) }
         studies = studies.filter { $0.value.lastActivity >= date }
         triggerLedger.retain(studies: Set(studies.keys))
         handledFiles = handledFiles.filter { Date(timeIntervalSince1970: $0.value.modified) >= date || FileSystem.stamp($0.key) == $0.value }
