@@ -52,3 +52,23 @@ def load_many(paths):
 
 def to_float(images):
     return images.astype(np.float32) / 255.0
+
+
+def series_vote(series, labels, n_series, n_classes, support=None, keep=None):
+    """Majority of per-image `labels` per series, as mrsort's Swift `Vote` counts it: ties go to
+    the larger summed `support` (per-image class probabilities, [images, n_classes]) where given,
+    then to the lower class index; -1 for a series no image voted in. `keep` masks images out."""
+    keep = np.ones(len(series), bool) if keep is None else np.asarray(keep, bool)
+    series, labels = np.asarray(series)[keep], np.asarray(labels)[keep]
+    counts = np.zeros((n_series, n_classes), dtype=np.int64)
+    np.add.at(counts, (series, labels), 1)
+    if support is None:
+        winner = counts.argmax(1)
+    else:
+        sums = np.zeros((n_series, n_classes), dtype=np.float64)
+        np.add.at(sums, series, np.asarray(support, dtype=np.float64)[keep])
+        # Among the classes with the most votes, the largest summed support; argmax takes the
+        # first of equal ones, the lower index.
+        tied = counts == counts.max(1, keepdims=True)
+        winner = np.where(tied, sums, -np.inf).argmax(1)
+    return np.where(counts.sum(1) > 0, winner, -1)

@@ -27,14 +27,6 @@ def predict(net, images, batch=256):
     return np.concatenate(seq), np.concatenate(ori)
 
 
-def vote(series, labels, n_series, n_classes, keep=None):
-    """Majority of per-image labels per series (ties: lower index); -1 where no image voted."""
-    keep = np.ones(len(series), bool) if keep is None else keep
-    counts = np.zeros((n_series, n_classes), dtype=np.int64)
-    np.add.at(counts, (series[keep], labels[keep]), 1)
-    return np.where(counts.sum(1) > 0, counts.argmax(1), -1)
-
-
 def evaluate(net, path):
     """Per-series truth and CNN votes of a `mrsort dataset --images` file."""
     data, images, _ = cnn_data.load(path)
@@ -45,9 +37,12 @@ def evaluate(net, path):
     seq_truth[data.series] = data.sequence
     ori_truth = np.full(n, -1)
     ori_truth[data.series] = data.orientation
-    seq_vote = vote(data.series, log_s.argmax(1), n, len(data.sequences))
+    # As the agent votes: sequence ties to the summed probabilities, orientation ties to the
+    # lower index (the Swift orientation vote has no support).
+    probabilities = torch.softmax(torch.from_numpy(log_s), 1).numpy()
+    seq_vote = cnn_data.series_vote(data.series, log_s.argmax(1), n, len(data.sequences), support=probabilities)
     # Scouts are exempt from the orientation vote (they mix planes).
-    ori_vote = vote(data.series, log_o.argmax(1), n, len(data.orientations), keep=data.sequence != scout)
+    ori_vote = cnn_data.series_vote(data.series, log_o.argmax(1), n, len(data.orientations), keep=data.sequence != scout)
     image_accuracy = float((log_s.argmax(1) == data.sequence).mean())
     return dict(data=data, images=images, log_s=log_s, seq_truth=seq_truth, seq_vote=seq_vote, ori_truth=ori_truth,
                 ori_vote=ori_vote, image_accuracy=image_accuracy, present=seq_vote >= 0, scout=scout)

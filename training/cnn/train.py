@@ -90,13 +90,6 @@ def predict(model, images, batch=256, device="cpu"):
     return torch.cat(out_s).numpy(), torch.cat(out_o).numpy()
 
 
-def series_vote(series, predictions, n_series, n_classes):
-    """Majority of per-image predictions per series (ties: lower index); -1 where no images."""
-    counts = np.zeros((n_series, n_classes), dtype=np.int64)
-    np.add.at(counts, (series, predictions), 1)
-    return np.where(counts.sum(1) > 0, counts.argmax(1), -1)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", required=True, nargs="+",
@@ -216,18 +209,20 @@ def main(argv=None):
                 count += len(batch)
             model.eval()
             with torch.no_grad():
-                valid_loss, vs, vo = 0.0, [], []
+                valid_loss, vs, vp, vo = 0.0, [], [], []
                 for start in range(0, len(valid_rows), 256):
                     sl = slice(start, start + 256)
                     loss, log_s, log_o = losses(model, valid_x[sl].to(args.device), valid_s[sl].to(args.device),
                                                 valid_o[sl].to(args.device), sequence_weights, orientation_weights)
                     valid_loss += loss.item() * len(log_s)
                     vs.append(log_s.argmax(1).cpu().numpy())
+                    vp.append(torch.softmax(log_s, 1).cpu().numpy())
                     vo.append(log_o.argmax(1).cpu().numpy())
                 valid_loss /= len(valid_rows)
             vs, vo = np.concatenate(vs), np.concatenate(vo)
             image_seq = float((vs == data.sequence[valid_rows]).mean())
-            voted = series_vote(data.series[valid_rows], vs, len(data.series_uids), n_seq)
+            # The series vote that ships (Swift `Vote`): ties to the summed probabilities.
+            voted = cnn_data.series_vote(data.series[valid_rows], vs, len(data.series_uids), n_seq, support=np.concatenate(vp))
             valid_list = sorted(valid_series)
             series_seq = float((voted[valid_list] == series_labels[valid_list]).mean())
             labelled = orientation[valid_rows] >= 0

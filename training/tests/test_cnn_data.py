@@ -84,3 +84,20 @@ def test_shipped_model_structure():
     assert shapes["sequence.weight"] == [25, channels] and shapes["orientation.weight"] == [4, channels]
     assert len(json.loads(meta["sequences"])) == 25 and json.loads(meta["orientations"])[-1] == "oblique"
     assert os.path.getsize(MODEL) < 8 * 2**20
+
+
+def test_series_vote_breaks_ties_as_the_shipped_swift_vote():
+    """Ties go to the summed probabilities, then to the lower index (Sources/Classification/Vote.swift);
+    numpy's plain argmax (ties to the lower index) fails the first series."""
+    series = np.array([0, 0, 1, 1, 2, 2, 2])
+    labels = np.array([0, 2, 1, 0, 1, 1, 2])
+    support = np.array([
+        [0.6, 0.0, 0.4], [0.1, 0.0, 0.9],   # series 0: one vote each for 0 and 2; 2 has more support
+        [0.5, 0.5, 0.0], [0.5, 0.5, 0.0],   # series 1: tied votes and support: the lower index, 0
+        [0.0, 0.9, 0.1], [0.0, 0.9, 0.1], [0.0, 0.0, 1.0],  # series 2: 1 wins on votes despite less support
+    ])
+    assert cnn_data.series_vote(series, labels, 4, 3, support=support).tolist() == [2, 0, 1, -1]
+    # Without support (the orientation vote) ties go to the lower index; masked images do not vote.
+    assert cnn_data.series_vote(series, labels, 4, 3).tolist() == [0, 0, 1, -1]
+    keep = np.array([False, True, True, True, True, True, True])
+    assert cnn_data.series_vote(series, labels, 4, 3, support=support, keep=keep).tolist() == [2, 0, 1, -1]
