@@ -177,7 +177,14 @@ public final class FolderWatcher: Sendable {
             }
             return
         }
-        guard mask & Int32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0, !DICOMFileDiscovery.isIgnored(name: name) else { return }
-        handler(.file(path, rule: folder.rule))
+        guard !DICOMFileDiscovery.isIgnored(name: name) else { return }
+        if mask & Int32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0 {
+            handler(.file(path, rule: folder.rule))
+        } else if mask & Int32(IN_CREATE) != 0, let stamp = FileSystem.stamp(path), stamp.size > 0 {
+            // A hard link (`ln`, `cp -l`, rsync --link-dest) makes a whole file with IN_CREATE
+            // alone: no write, so no IN_CLOSE_WRITE follows. A file being written is usually
+            // still empty here; one that is not is read, found incomplete and read again at its close.
+            handler(.file(path, rule: folder.rule))
+        }
     }
 }

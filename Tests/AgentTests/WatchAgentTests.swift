@@ -132,6 +132,33 @@ struct WatchAgentTests {
         #expect(counters.errors == 0)
     }
 
+    @Test("Files hard-linked into the drop folder (IN_CREATE alone, no write) are handled without waiting for a rescan")
+    func hardLinkedFiles() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for folder in ["in", "out", "quarantine", "stage"] { try FileManager.default.createDirectory(atPath: root + "/" + folder, withIntermediateDirectories: true) }
+        // rescan_seconds 600: only inotify can bring the files in time.
+        let configuration = try AgentConfiguration.parse(Self.configuration(root), file: "test.yaml")
+        let agent = try WatchAgent(configuration: configuration, configurationPath: nil,
+                                   classifier: try SeriesClassifier(modelDirectory: Paths.models), logger: Logger(label: "test"))
+        let running = Task { try await agent.run() }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        let files = try Paths.realSeries("dcm_qa_decubitus__S3_t1_fl2d_sag")
+        var expected = 0
+        // Into a folder made once the agent watches (its scan may come before the links), and into the drop folder itself.
+        try FileManager.default.createDirectory(atPath: root + "/in/series", withIntermediateDirectories: false)
+        for (index, file) in files.enumerated() {
+            let stage = root + "/stage/" + (file as NSString).lastPathComponent
+            try FileManager.default.copyItem(atPath: file, toPath: stage)
+            try FileManager.default.linkItem(atPath: stage, toPath: root + (index % 2 == 0 ? "/in/series/" : "/in/") + (file as NSString).lastPathComponent)
+            expected += 1
+        }
+        let sorted = await eventually(60) { ((try? Self.instances(under: root + "/out")) ?? [:]).count == expected }
+        agent.stop()
+        try await running.value
+        #expect(sorted, "hard-linked files were not handled within a minute")
+    }
+
     @Test("A late file of a handled series is handled the same way, not as a new series")
     func lateFile() async throws {
         let root = try Paths.temporaryDirectory()
