@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 
 import numpy as np
 
@@ -125,6 +126,9 @@ def generate_study(out_root: str, seed: int, index: int, max_images: int = 16, *
     ``steps``/``vendor``/``field``/``enhanced`` override the random protocol,
     scanner and export format (used by the tests to cover every class).
     """
+    # Streams derived from (seed, study, purpose, number), so that a draw added to one part of
+    # the generator shifts nothing else: the study's own draws here, the subject's, each
+    # protocol step's and each series' (tests/test_corpus_fingerprint.py pins the result).
     rng = np.random.default_rng([seed, index])
     protocol, planned = plan_study(rng)
     if steps is not None:
@@ -150,7 +154,7 @@ def generate_study(out_root: str, seed: int, index: int, max_images: int = 16, *
         lesion = "infarct"
     if lesion is None and rng.random() < 0.05:
         lesion = "haem"
-    subject = Subject(rng, field, pediatric=protocol == "pediatric", lesion=lesion)
+    subject = Subject(np.random.default_rng([seed, index, 0, 0]), field, pediatric=protocol == "pediatric", lesion=lesion)
     ctx = S.Ctx(subject=subject, vendor=vendor, field=field, rng=rng, max_images=max_images)
     study, t0 = _study_info(rng, seed, index, protocol)
     enhanced_study = rng.random() < scanner.enhanced_rate
@@ -161,33 +165,40 @@ def generate_study(out_root: str, seed: int, index: int, max_images: int = 16, *
     series_no = 0
     t = t0
     agent = str(rng.choice(AGENTS))
+    occurrences = {}
     for step in steps:
         if step == "inject":
             ctx.post = True
             continue
-        for ser in run_step(ctx, step):
+        # A step's stream is named by the step and its occurrence in the protocol, not its
+        # position: a step added to a protocol changes no other step's series.
+        occurrences[step] = occurrences.get(step, 0) + 1
+        step_key = [zlib.crc32(step.encode()), occurrences[step]]
+        ctx.rng = np.random.default_rng([seed, index, 1, *step_key])
+        for position, ser in enumerate(run_step(ctx, step)):
             series_no += 1
+            srng = np.random.default_rng([seed, index, 2, *step_key, position])
             iops = [f.iop for f in ser.frames if f.iop is not None]
             ser.orientation = series_orientation(iops) if iops else "oblique"
             number = series_no if vendor != "Philips" else series_no * 100 + 1
             key = (seed, index, series_no)
             series_uid = make_uid(*key, "series")
             for_uid = make_uid(seed, index, "for")
-            enhanced = bool(enhanced_study and ser.subtype != "screenshot" and rng.random() < 0.95)
-            implicit = (not enhanced) and rng.random() < 0.08
-            meta = series_meta(rng, ser, scanner, enhanced)
+            enhanced = bool(enhanced_study and ser.subtype != "screenshot" and srng.random() < 0.95)
+            implicit = (not enhanced) and srng.random() < 0.08
+            meta = series_meta(srng, ser, scanner, enhanced)
             give_agent = None
-            if ser.post_contrast and ser.sequence != "perfusion" and rng.random() < 0.45:
+            if ser.post_contrast and ser.sequence != "perfusion" and srng.random() < 0.45:
                 give_agent = agent
-            elif ctx.post and rng.random() < 0.08:
+            elif ctx.post and srng.random() < 0.08:
                 give_agent = agent  # copied into later series
             sdir = os.path.join(study_dir, f"series_{series_no:03d}")
             os.makedirs(sdir, exist_ok=True)
             if enhanced:
-                paths = write_enhanced(sdir, study, scanner, ser, meta, series_uid, for_uid, number, key, rng, t, give_agent)
+                paths = write_enhanced(sdir, study, scanner, ser, meta, series_uid, for_uid, number, key, srng, t, give_agent)
             else:
-                paths = write_classic(sdir, study, scanner, ser, meta, series_uid, for_uid, number, key, rng, t, implicit, give_agent)
-            t += float(rng.uniform(60, 400))
+                paths = write_classic(sdir, study, scanner, ser, meta, series_uid, for_uid, number, key, srng, t, implicit, give_agent)
+            t += float(srng.uniform(60, 400))
             rows.append(dict(dir=os.path.relpath(sdir, out_root), series_uid=series_uid, sequence=ser.sequence,
                              orientation=ser.orientation, vendor=vendor, study_uid=study.study_uid, series_number=number,
                              series_description=meta.description, subtype=ser.subtype, protocol=protocol, field_strength=field,
