@@ -9,7 +9,7 @@ agent study by study, one series of every study per step, each step once the pre
 handled, in acquisition order (SeriesNumber) or shuffled, and compares the agent's last decision
 per series with the batch classification and with the labels.
 
-usage: benchmarks/study_context.py MRSORT CORPUS [--orders acquisition shuffled] [--work DIR]
+usage: benchmarks/study_context.py MRSORT CORPUS [--orders acquisition shuffled] [--work DIR] [--copy]
 """
 import argparse
 import csv
@@ -47,7 +47,7 @@ def wait(condition, seconds):
     return condition()
 
 
-def run_order(mrsort, corpus, labels, order, work, seed):
+def run_order(mrsort, corpus, labels, order, work, seed, copy=False):
     root = os.path.join(work, order)
     shutil.rmtree(root, ignore_errors=True)
     for folder in ("in", "out", "quarantine"):
@@ -90,7 +90,7 @@ rules:
             target = os.path.join(root, "in", row["dir"].replace("/", "_"))
             os.makedirs(target)
             for name in sorted(os.listdir(source)):
-                os.link(os.path.join(source, name), os.path.join(target, name))
+                (shutil.copy2 if copy else os.link)(os.path.join(source, name), os.path.join(target, name))
             fed.add(row["series_uid"])
         if not wait(lambda: fed <= set(last_decisions(state)), 300):
             print(f"{order}: step {step}: series not handled in 300 s", file=sys.stderr)
@@ -115,6 +115,7 @@ def main():
     parser.add_argument("--orders", nargs="+", default=["acquisition", "shuffled"], choices=["acquisition", "shuffled"])
     parser.add_argument("--work")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--copy", action="store_true", help="copy the files instead of hard-linking them")
     arguments = parser.parse_args()
     mrsort = os.path.abspath(arguments.mrsort)
     work = arguments.work or tempfile.mkdtemp(prefix="mrsort-study-context.")
@@ -134,7 +135,7 @@ def main():
     print("| order | agent = batch | agent accuracy | agent T1-family accuracy | revisions | seconds |")
     print("|---|---:|---:|---:|---:|---:|")
     for order in arguments.orders:
-        agent, revisions, seconds = run_order(mrsort, arguments.corpus, labels, order, work, arguments.seed)
+        agent, revisions, seconds = run_order(mrsort, arguments.corpus, labels, order, work, arguments.seed, arguments.copy)
         same = sum(1 for uid in truth if agent.get(uid) == batch.get(uid))
         print(f"| {order} | {same}/{len(truth)} | {accuracy(agent, truth)} | {accuracy(agent, t1)} | {revisions} | {seconds:.0f} |")
         for uid in sorted(truth):

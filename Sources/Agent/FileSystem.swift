@@ -64,6 +64,13 @@ public enum FileSystem {
         )
     }
 
+    /// When `path` (a folder too) last changed, in seconds since 1970; nil when it is not there.
+    public static func modificationTime(_ path: String) -> Double? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    }
+
     public static func exists(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0

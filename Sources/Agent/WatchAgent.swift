@@ -79,6 +79,8 @@ public actor WatchAgent {
     private var busyWorkers = 0
     private var decisions: [String: SeriesDecision] = [:]
     private var studies: [String: StudyState] = [:]
+    /// Subfolders of drop folders that series were moved out of, with their rule's quiet time.
+    private var emptiedFolders: [String: Double] = [:]
     /// Where each series handled in the last day has its files.
     private var placements: [String: Placement] = [:]
     /// Files done with that stay where they were (copy, rewrite): their stamp when done.
@@ -395,6 +397,7 @@ public actor WatchAgent {
         fireTriggers(now: now)
         stopOverdueTriggers(now: now)
         applyRelabelRequests()
+        removeEmptiedFolders(now: now)
         writeStatus(force: false)
         if now.timeIntervalSince(lastPrune) >= 3600 {
             lastPrune = now
@@ -540,6 +543,13 @@ public actor WatchAgent {
         if decision.review { counters.review += first ? 1 : 0 }
         // A relabel moves files already counted as delivered.
         if !relabelled { counters.filesDelivered += result.delivered }
+        if !relabelled, let rule = rule(named: decision.rule), rule.action.delivery == .move {
+            // The drop folder's subfolders that the series came in; emptied ones go later.
+            for source in result.handled.keys {
+                let folder = (source as NSString).deletingLastPathComponent
+                if rule.watch.contains(where: { folder.hasPrefix($0 + "/") }) { emptiedFolders[folder] = rule.quietSeconds }
+            }
+        }
         counters.quarantined += result.quarantined
         counters.errors += result.errors
         recent = Array(([decision] + recent.filter { $0.classification.seriesInstanceUID != key.series }).prefix(20))
@@ -638,6 +648,27 @@ public actor WatchAgent {
         var picked = stride(from: 0, to: headers.count, by: max(1, headers.count / 7)).map { headers[$0] }
         if let contrast = headers.first(where: \.namesContrastAgent) { picked.append(contrast) }
         return picked
+    }
+
+    /// Removes drop-folder subfolders that moves emptied, once each has been empty and untouched
+    /// for its rule's quiet time (a sender that made a folder a moment ago may still write into
+    /// it), and then their parents the same way, never the watched folder itself. `rmdir` removes
+    /// only an empty folder: a file that arrives meanwhile keeps it.
+    private func removeEmptiedFolders(now: Date) {
+        for (folder, quiet) in emptiedFolders {
+            guard let modified = FileSystem.modificationTime(folder) else {
+                emptiedFolders[folder] = nil
+                continue
+            }
+            guard now.timeIntervalSince1970 - modified >= quiet else { continue }
+            emptiedFolders[folder] = nil
+            guard let root = configuration.rules.flatMap(\.watch).first(where: { folder.hasPrefix($0 + "/") }) else { continue }
+            var current = folder
+            while current.hasPrefix(root + "/"), let modified = FileSystem.modificationTime(current),
+                  now.timeIntervalSince1970 - modified >= quiet, rmdir(current) == 0 {
+                current = (current as NSString).deletingLastPathComponent
+            }
+        }
     }
 
     // MARK: Study triggers

@@ -132,7 +132,7 @@ struct WatchAgentTests {
         #expect(counters.errors == 0)
     }
 
-    @Test("Files hard-linked into the drop folder (IN_CREATE alone, no write) are handled without waiting for a rescan")
+    @Test("Files hard-linked into the drop folder (IN_CREATE alone, no write) are handled without a rescan; the emptied subfolder goes")
     func hardLinkedFiles() async throws {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -154,9 +154,13 @@ struct WatchAgentTests {
             expected += 1
         }
         let sorted = await eventually(60) { ((try? Self.instances(under: root + "/out")) ?? [:]).count == expected }
+        // The subfolder the moves emptied goes once it stayed empty for the quiet time; the drop folder stays.
+        let removed = await eventually(15) { !FileManager.default.fileExists(atPath: root + "/in/series") }
         agent.stop()
         try await running.value
         #expect(sorted, "hard-linked files were not handled within a minute")
+        #expect(removed, "the emptied subfolder of the drop folder is still there")
+        #expect(FileSystem.isDirectory(root + "/in"))
     }
 
     @Test("A late file of a handled series is handled the same way, not as a new series")
