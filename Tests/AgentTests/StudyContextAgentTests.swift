@@ -67,23 +67,30 @@ struct StudyContextAgentTests {
     func agentMatchesBatch() async throws {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let files = try WatchAgentTests.generatedStudy(into: root + "/generated")
         let classifier = try SeriesClassifier(modelDirectory: Paths.models)
-        let expected = try Self.batch(files, classifier: classifier)
-        try #require(expected.count >= 10, "the generated study has a full protocol")
-        // The study must put study context to work: some T1 whose models' answer it changes.
-        let alone = Dictionary(uniqueKeysWithValues: try files.flatMap { try ImageHeader.read(from: $0) }
-            .reduce(into: [String: [ImageHeader]]()) { $0[$1.seriesInstanceUID, default: []].append($1) }
-            .compactMap { uid, headers in classifier.classify(headers).map { (uid, $0.sequence) } })
-        try #require(alone != expected, "study context changes nothing in this study: the test would prove nothing")
-
-        let acquisition = try files.map { try #require(try ImageHeader.read(from: $0).first) }
-            .sorted { ($0.seriesNumber ?? 0) < ($1.seriesNumber ?? 0) }.map(\.seriesInstanceUID)
-        var seen = Set<String>()
-        let ordered = acquisition.filter { seen.insert($0).inserted }
+        // A generated study in which arrival order matters: settling each series against the
+        // earlier ones only (what the agent did before it revised) ends elsewhere than settling
+        // the whole study. Seeds are tried in turn; the generator is deterministic.
+        var found: (files: [String], expected: [String: SequenceClass], ordered: [String])?
+        for seed in 11..<41 where found == nil {
+            let files = try WatchAgentTests.generatedStudy(into: root + "/generated-\(seed)", seed: seed)
+            let expected = try Self.batch(files, classifier: classifier)
+            var series: [String: [ImageHeader]] = [:]
+            for header in try files.flatMap({ try ImageHeader.read(from: $0) }) { series[header.seriesInstanceUID, default: []].append(header) }
+            let ordered = series.keys.sorted { (series[$0]?.first?.seriesNumber ?? 0) < (series[$1]?.first?.seriesNumber ?? 0) }
+            var earlier: [StudyContext.Series] = [], incremental: [String: SequenceClass] = [:]
+            for uid in ordered {
+                guard let headers = series[uid], let alone = classifier.classify(headers) else { continue }
+                incremental[uid] = StudyContext.settle(earlier + [.init(classification: alone, headers: headers)]).last?.sequence
+                earlier.append(.init(classification: alone, headers: headers))
+            }
+            if incremental != expected { found = (files, expected, ordered) }
+        }
+        let (files, expected, ordered) = try #require(found, "no generated study (seeds 11–40) where arrival order matters")
+        try #require(expected.count >= 4, "the generated study has a protocol, not a series or two")
         // Shuffled: by the UIDs' last digits, an order unrelated to acquisition, the same on every run.
         let shuffled = ordered.sorted { String($0.reversed()) < String($1.reversed()) }
-        // In acquisition order a T1 is delivered before the perfusion that shows it was pre-contrast.
+        // In acquisition order a series is delivered before the later one that changes its conclusion.
         for (name, order) in [("acquisition", ordered), ("shuffled", shuffled)] {
             let (decisions, folders) = try await Self.deliver(files, order: order, root: root + "/" + name, classifier: classifier, expected: expected)
             #expect(decisions == expected, "\(name): the agent's last decisions differ from the whole study's")

@@ -38,8 +38,8 @@ struct WatchAgentTests {
     }
 
     /// One synthetic study made by the training corpus generator (Python, as CI installs it).
-    static func generatedStudy(into folder: String) throws -> [String] {
-        let result = try run("/usr/bin/env", ["python3", "-m", "training.synth", "--out", folder, "--studies", "1", "--seed", "11",
+    static func generatedStudy(into folder: String, seed: Int = 11) throws -> [String] {
+        let result = try run("/usr/bin/env", ["python3", "-m", "training.synth", "--out", folder, "--studies", "1", "--seed", String(seed),
                                               "--jobs", "1", "--max-images", "3"], directory: Paths.repositoryRoot)
         guard result.status == 0 else { throw GeneratorFailure(message: result.error) }
         return allFiles(under: folder).filter { $0.hasSuffix(".dcm") }
