@@ -17,13 +17,16 @@ extension WatchAgent {
         var group: [Dispatched] = [], slices = 0
         for key in tracker.quiescent(at: now, quietSeconds: quiet) where inFlight[key] == nil {
             guard busyWorkers < configuration.workerThreads else { break }
-            guard var series = tracker.take(key), let rule = rule(named: series.rule) else { continue }
+            guard let series = tracker.take(key), let rule = rule(named: series.rule) else { continue }
             // Files that changed or vanished during the quiet period restart it.
             let changed = series.files.filter { FileSystem.stamp($0.key) != $0.value.stamp }.map(\.key)
             if !changed.isEmpty {
-                for path in changed { series.files[path] = nil }
+                // Back to pending, every file still counted once; the changed ones are read again.
                 for file in series.files.values { tracker.add(file, rule: series.rule, at: now) }
-                for path in changed { observe(path, rule: series.rule) }
+                for path in changed {
+                    if FileSystem.stamp(path) == nil { tracker.remove(path) }
+                    observe(path, rule: series.rule)
+                }
                 continue
             }
             let files = Array(series.files.values)
