@@ -39,18 +39,21 @@ test: test-swift test-python
 # run one at a time after the rest, so that long synchronous tests elsewhere cannot starve the
 # concurrency pool the agents run on.
 # The agent's tests run the corpus generator (`python3 -m training.synth`): the environment's
-# Python comes first on PATH.
+# Python comes first on PATH. Every test is a Swift Testing test: --disable-xctest spares the empty
+# XCTest run ("Executed 0 tests") before each.
 test-swift: venv
-	PATH="$(abspath $(VENV))/bin:$$PATH" MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --skip AgentTests
-	PATH="$(abspath $(VENV))/bin:$$PATH" MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --skip-build --filter AgentTests --no-parallel
+	PATH="$(abspath $(VENV))/bin:$$PATH" MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --disable-xctest --skip AgentTests
+	PATH="$(abspath $(VENV))/bin:$$PATH" MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --disable-xctest --skip-build --filter AgentTests --no-parallel
 
 test-python: venv
 	MRSORT_REALDATA=$(abspath $(REALDATA)) $(PYTHON) -m pytest -q training/tests
 
 ## The main job on a sample drop folder: mrsort watch with the default configuration and the
-## shipped models sorts real series dropped into a temporary folder (scripts/demo.sh).
+## shipped models sorts real series dropped into a temporary folder (scripts/demo.sh), which is
+## removed at the end; DEMO_DIR=a new or empty folder keeps everything there.
+DEMO_DIR ?=
 demo: release
-	scripts/demo.sh "$(MRSORT)" $(REALDATA)
+	scripts/demo.sh "$(MRSORT)" $(REALDATA) $(DEMO_DIR)
 
 ## Classify every series of the real-data set with the shipped models.
 classify-demo: release

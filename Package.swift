@@ -56,7 +56,8 @@ let package = Package(
         ),
         .executableTarget(name: "mrsort-benchmark", dependencies: ["DICOM", "Classification"], path: "benchmarks/mrsort-benchmark"),
         .testTarget(name: "DICOMTests", dependencies: ["DICOM"]),
-        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "DICOM"]),
+        // The parity fixtures are read from the checkout by path, not bundled as resources.
+        .testTarget(name: "ClassificationTests", dependencies: ["Classification", "DICOM"], exclude: ["Fixtures"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Classification", "DICOM"]),
     ],
     cxxLanguageStandard: .cxx17

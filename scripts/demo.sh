@@ -6,12 +6,31 @@
 # layout, the quarantine and `mrsort status`.
 #
 # usage: scripts/demo.sh MRSORT_BINARY REALDATA_DIR [DEMO_DIR]
+#
+# Without DEMO_DIR the demo works in a temporary folder and removes it when it ends, however it
+# ends. With DEMO_DIR (`make demo DEMO_DIR=…`: a new or empty folder) everything is kept there to
+# look at afterwards.
 set -euo pipefail
 
 mrsort=$1
 realdata=$2
-root=${3:-$(mktemp -d /tmp/mrsort-demo.XXXXXX)}
 here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -n "${3:-}" ]; then
+    root=$3
+    mkdir -p "$root"
+    [ -z "$(ls -A "$root")" ] || { echo "demo: $root is not empty; give a new or empty folder" >&2; exit 1; }
+    root=$(cd "$root" && pwd)
+    temporary=""
+else
+    root=$(mktemp -d "${TMPDIR:-/tmp}/mrsort-demo.XXXXXX")
+    temporary=$root
+fi
+agent=""
+cleanup() {
+    if [ -n "$agent" ]; then kill "$agent" 2>/dev/null || true; wait "$agent" 2>/dev/null || true; fi
+    if [ -n "$temporary" ]; then rm -rf "$temporary"; fi
+}
+trap cleanup EXIT
 
 mkdir -p "$root"/{incoming,sorted,review,quarantine,state}
 sed -e "s#/var/lib/mrsort#$root#g" -e 's/quiet_seconds: 30/quiet_seconds: 3/' \
@@ -20,7 +39,6 @@ sed -e "s#/var/lib/mrsort#$root#g" -e 's/quiet_seconds: 30/quiet_seconds: 3/' \
 
 MRSORT_MODELS="$here/models" "$mrsort" watch --config "$root/mrsort.yaml" 2> "$root/agent.log" &
 agent=$!
-trap 'kill "$agent" 2>/dev/null || true' EXIT
 sleep 1
 
 # Siemens 2D T1, Philips DTI, Siemens 3D T1 post-contrast (RIDER), Siemens XA enhanced ADC.
@@ -54,9 +72,18 @@ echo; echo "== quarantine"
 find "$root/quarantine" -name '*.reason' -exec sed -n 's/^reason: //p' {} \;
 echo; echo "== mrsort status"
 "$mrsort" status --config "$root/mrsort.yaml"
+echo "(confidence: the class's share of the votes, two per image read: the forest's and the CNN's."
+echo " 0.50 = half of them, typically all the forest's and none of the CNN's (its own vote: the cnn column"
+echo " of mrsort classify); the models disagree and the forest's class stands. A series below"
+echo " minimum_confidence, 0.5 here, would go to the review folder instead.)"
 echo; echo "== agent log ($root/agent.log)"
 cat "$root/agent.log"
 left=$(find "$root/incoming" -type f | wc -l)
 kill -TERM "$agent"; wait "$agent"
-trap - EXIT
+agent=""
+if [ -n "$temporary" ]; then
+    echo; echo "demo: removing $root (keep the folders with: make demo DEMO_DIR=/some/new/folder)"
+else
+    echo; echo "demo: everything is kept in $root"
+fi
 [ "$left" -eq 0 ] || { echo "demo: $left file(s) still in the drop folder" >&2; exit 1; }

@@ -205,6 +205,12 @@ public struct SeriesClassifier: Sendable {
 
 /// Where the shipped models are found without configuration.
 public enum ModelDirectory {
+    /// The running program's file: `/proc/self/exe` (a program started through PATH has only its
+    /// name in `argv[0]`), else `argv[0]`.
+    public static var runningExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
     public static let forestFile = "forest.safetensors"
     /// Optional: without it the forest classifies alone.
     public static let cnnFile = "cnn.safetensors"
@@ -212,8 +218,9 @@ public enum ModelDirectory {
     public static let installed = "/usr/share/mrsort/models"
 
     /// `$MRSORT_MODELS`, else `models/` in a checkout that holds the executable (walking up from
-    /// it, as for `.build/debug/mrsort`), else the installed location.
-    public static func locate(executable: String = CommandLine.arguments[0]) -> String {
+    /// it, as for `.build/debug/mrsort`, also through a symbolic link to it on PATH), else the
+    /// installed location.
+    public static func locate(executable: String = runningExecutable) -> String {
         if let configured = ProcessInfo.processInfo.environment["MRSORT_MODELS"] { return configured }
         var directory = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<6 {

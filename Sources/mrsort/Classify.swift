@@ -71,12 +71,12 @@ struct Classify: ParsableCommand {
             }
         }
         guard !headers.isEmpty || !skipped.isEmpty else {
-            throw CommandFailure("no files found in " + paths.joined(separator: ", "))
+            throw CommandFailure("no files found in " + paths.joined(separator: ", "), status: ExitStatus.noInput)
         }
         let results = classifier.classify(images: headers, studyContext: studyContext)
         try report(results, skipped: skipped)
-        // As inspect: files given, but not one DICOM image among them, is a failure (after the report).
-        if headers.isEmpty { throw ExitCode(1) }
+        // As inspect: files given, but not one DICOM image among them, is a data error (after the report).
+        if headers.isEmpty { throw ExitCode(ExitStatus.dataError) }
     }
 
     private func report(_ results: [SeriesClassification], skipped: [FileFailure]) throws {

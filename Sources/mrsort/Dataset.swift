@@ -89,7 +89,7 @@ struct Dataset: ParsableCommand {
         let features: MetadataFeatures
         if let vocabulary {
             guard let stored = FeatureVocabulary(metadata: try SafeTensors(contentsOf: vocabulary).metadata) else {
-                throw ValidationError("\(vocabulary) has no readable vocabulary")
+                throw CommandFailure("\(vocabulary) has no readable vocabulary", status: ExitStatus.dataError)
             }
             features = MetadataFeatures(vocabulary: stored)
         } else {

@@ -25,7 +25,7 @@ struct Inspect: ParsableCommand {
             }
         }
         guard !headers.isEmpty || !failures.isEmpty else {
-            throw CommandFailure("no files found in " + paths.joined(separator: ", "))
+            throw CommandFailure("no files found in " + paths.joined(separator: ", "), status: ExitStatus.noInput)
         }
         if json {
             let encoder = JSONEncoder()
@@ -39,7 +39,7 @@ struct Inspect: ParsableCommand {
             }
         }
         if headers.isEmpty && !failures.isEmpty {
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.dataError)
         }
     }
 }

@@ -58,16 +58,6 @@ struct Watch: AsyncParsableCommand {
     }
 }
 
-/// A command that could not do its job for a reason in the data or the system, not in how it was
-/// called: ArgumentParser prints it without the usage text and exits with status 1.
-struct CommandFailure: Error, CustomStringConvertible {
-    let description: String
-
-    init(_ description: String) {
-        self.description = description
-    }
-}
-
 /// `mrsort check-config`: validates a configuration without starting anything.
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -93,8 +83,9 @@ struct CheckConfig: ParsableCommand {
                 print("\(file): valid, \(configuration.rules.count) rule(s): " + configuration.rules.map { "\($0.name) (\($0.action))" }.joined(separator: ", "))
             }
         } catch {
+            // The problems alone, one per line, as an editor's quickfix list reads them.
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.of(error) ?? ExitStatus.configuration)
         }
     }
 }
@@ -116,7 +107,8 @@ struct Status: ParsableCommand {
         let path = StateDirectory(configuration.stateDirectory).status
         guard let data = FileManager.default.contents(atPath: path) else {
             // Not a usage mistake: no usage text, the data's exit status.
-            throw CommandFailure("no status yet: \(path) does not exist; the agent has not run with the state directory of \(config)")
+            throw CommandFailure("no status yet: \(path) does not exist; the agent has not run with the state directory of \(config)",
+                                 status: ExitStatus.noInput)
         }
         if json {
             print(String(decoding: data, as: UTF8.self))
@@ -255,7 +247,8 @@ struct Relabel: ParsableCommand {
         let configuration = try AgentConfiguration.load(contentsOf: config, checkFolders: false)
         let state = StateDirectory(configuration.stateDirectory)
         guard JSONLinesLog<SeriesDecision>.read(state.decisions).contains(where: { $0.classification.seriesInstanceUID == series }) else {
-            throw CommandFailure("series \(series) has not been handled by the agent with state in \(state.path)")
+            throw CommandFailure("series \(series) has not been handled by the agent with state in \(state.path)",
+                                 status: ExitStatus.dataError)
         }
         let request = RelabelRequest(series: series, sequence: sequence, orientation: orientation,
                                      requestedBy: ProcessInfo.processInfo.environment["SUDO_USER"] ?? Self.userName(),

@@ -268,7 +268,7 @@ struct ConfigurationTests {
         #expect(found.count == 3, "\(found)")
     }
 
-    @Test("Data problems are errors without the usage text: no status yet, no files, no DICOM, an unreadable configuration; JSON keeps slashes")
+    @Test("Data problems are errors without the usage text, with sysexits statuses: no status yet, no files, a missing path (66), no DICOM, a broken labels.csv (65), an unreadable or invalid configuration (66, 78); JSON keeps slashes")
     func commandFailures() throws {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -279,35 +279,50 @@ struct ConfigurationTests {
         var environment = ProcessInfo.processInfo.environment
         environment["MRSORT_MODELS"] = Paths.models
         let status = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"])
-        #expect(status.status == 1)
+        #expect(status.status == 66, "EX_NOINPUT")
         #expect(status.error.contains("no status yet: \(root)/state/status.json does not exist"), "\(status.error)")
         #expect(!status.error.contains("USAGE"))
         for command in ["classify", "inspect"] {
             let empty = try run(Paths.mrsort, [command, root + "/empty"], environment: environment)
-            #expect(empty.status == 1)
+            #expect(empty.status == 66, "\(command) on an empty folder: EX_NOINPUT")
             #expect(empty.error.contains("no files found in \(root)/empty"), "\(command): \(empty.error)")
+            #expect(!empty.error.contains("USAGE"))
             let junk = try run(Paths.mrsort, [command, root + "/junk.txt"], environment: environment)
-            #expect(junk.status == 1, "\(command) on a file that is not DICOM")
+            #expect(junk.status == 65, "\(command) on a file that is not DICOM: EX_DATAERR")
+            let nowhere = try run(Paths.mrsort, [command, root + "/nowhere"], environment: environment)
+            #expect(nowhere.status == 66, "\(command) on a missing path: EX_NOINPUT")
+            #expect(nowhere.error.contains("\(root)/nowhere: cannot read: No such file or directory"), "\(nowhere.error)")
         }
+        let labels = try run(Paths.mrsort, ["eval", root + "/empty", "--labels", root + "/junk.txt"], environment: environment)
+        #expect(labels.status == 65, "a labels.csv without its columns: EX_DATAERR")
+        #expect(labels.error.contains("no \"dir\" column"), "\(labels.error)")
         let missing = try run(Paths.mrsort, ["check-config", root + "/missing.yaml"])
-        #expect(missing.status == 1)
+        #expect(missing.status == 66, "EX_NOINPUT")
         #expect(missing.error == "\(root)/missing.yaml: cannot read the configuration: No such file or directory\n")
+        let noConfiguration = try run(Paths.mrsort, ["status", "--config", root + "/missing.yaml"])
+        #expect(noConfiguration.status == 66, "EX_NOINPUT")
         let file = try #require(try Paths.realSeries("dcm_qa_decubitus__S2_t1_fl2d_sag").first)
         let json = try run(Paths.mrsort, ["inspect", "--json", file])
         #expect(json.output.contains("\"path\" : \"\(file)\""), "slashes as they are")
         #expect(!json.output.contains("\\/"))
     }
 
-    @Test("check-config prints line:column errors and exits non-zero; --folders lists folders")
+    @Test("check-config prints line:column errors and exits 78 (EX_CONFIG), as status and watch do on that file; --folders lists folders")
     func checkConfigCommand() throws {
         let root = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try "rules:\n  - name: a\n    watch: /nonexistent-mrsort\n    action: move\n    output: /o\n    quarantine: /q\n    colour: red\n"
             .write(toFile: root + "/bad.yaml", atomically: true, encoding: .utf8)
         let bad = try run(Paths.mrsort, ["check-config", root + "/bad.yaml"])
-        #expect(bad.status == 1)
+        #expect(bad.status == 78)
         #expect(bad.error.contains(root + "/bad.yaml:7:5: unknown key \"colour\""))
         #expect(bad.error.contains(root + "/bad.yaml:3:12: watch: folder /nonexistent-mrsort does not exist"))
+        for command in [["watch", "--config", root + "/bad.yaml"], ["status", "--config", root + "/bad.yaml"]] {
+            let refused = try run(Paths.mrsort, command)
+            #expect(refused.status == 78, "\(command): EX_CONFIG")
+            #expect(refused.error.contains("unknown key \"colour\""), "\(refused.error)")
+            #expect(!refused.error.contains("USAGE"))
+        }
         try FileManager.default.createDirectory(atPath: root + "/in", withIntermediateDirectories: true)
         try "state_directory: \(root)/state\nrules:\n  - name: a\n    watch: \(root)/in\n    action: move\n    output: \(root)/out\n    quarantine: \(root)/q\n"
             .write(toFile: root + "/good.yaml", atomically: true, encoding: .utf8)

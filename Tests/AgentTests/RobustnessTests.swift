@@ -212,7 +212,7 @@ struct RobustnessTests {
         _ = try Journal(path: root + "/state/journal.jsonl").begin(.copy, source: lost.file, destination: lost.destination, rewritten: true)
         // And the status file's temporary, killed mid-write.
         let leftover = root + "/state/" + AtomicRewrite.temporaryPrefix + "status.json.x1"
-        FileManager.default.createFile(atPath: leftover, contents: Data("{".utf8))
+        #expect(FileManager.default.createFile(atPath: leftover, contents: Data("{".utf8)))
 
         (agent, running) = try Self.start(configuration)
         #expect(await eventually(60) { JSONLinesLog<AuditRecord>.read(audit).count > records.count })
@@ -241,7 +241,7 @@ struct RobustnessTests {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: last))
         let cut = try #require(Self.ranges(of: Data([0xE0, 0x7F, 0x10, 0x00, 0x4F, 0x57]), in: bytes).last).lowerBound
         let target = root + "/in/" + (last as NSString).lastPathComponent
-        FileManager.default.createFile(atPath: target, contents: bytes.prefix(cut))
+        #expect(FileManager.default.createFile(atPath: target, contents: bytes.prefix(cut)))
         let (agent, running) = try Self.start(configuration)
         try await Task.sleep(nanoseconds: 4_000_000_000)
         let handle = try #require(FileHandle(forWritingAtPath: target))

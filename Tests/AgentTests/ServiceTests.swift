@@ -180,7 +180,7 @@ struct ServiceTests {
         for file in try Paths.realSeries("dcm_qa_philips__S601_dti_ax") {
             try FileManager.default.copyItem(atPath: file, toPath: root + "/in/" + (file as NSString).lastPathComponent)
         }
-        let ended = try await eventually(120) {
+        let ended = await eventually(120) {
             JSONLinesLog<TriggerRecord>.read(root + "/state/triggers.jsonl").filter { $0.exitStatus != nil }.count == 2
         }
         agent.terminate()
@@ -235,7 +235,7 @@ struct ServiceTests {
         while let message = socket.receive(within: 60), !message.hasPrefix("READY=1") { messages.append(message) }
         let file = try #require(try Paths.realSeries("dcm_qa_decubitus__S2_t1_fl2d_sag").first)
         try FileManager.default.copyItem(atPath: file, toPath: root + "/in2/a.dcm")
-        #expect(try await eventually(120) { allFiles(under: root + "/out").count == 1 })
+        #expect(await eventually(120) { allFiles(under: root + "/out").count == 1 })
 
         kill(process.processIdentifier, SIGTERM)
         var stopping = false

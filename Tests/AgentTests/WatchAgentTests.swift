@@ -74,7 +74,8 @@ struct WatchAgentTests {
         let slow = sources.removeLast()
         let slowTask = Task.detached {
             let data = try Data(contentsOf: URL(fileURLWithPath: slow))
-            FileManager.default.createFile(atPath: root + "/in/slow.dcm", contents: nil)
+            // A failure shows in the next line: no file to open.
+            _ = FileManager.default.createFile(atPath: root + "/in/slow.dcm", contents: nil)
             let handle = try #require(FileHandle(forWritingAtPath: root + "/in/slow.dcm"))
             handle.write(data.prefix(data.count / 2))
             try await Task.sleep(nanoseconds: 2_500_000_000)

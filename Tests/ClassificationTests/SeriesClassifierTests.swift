@@ -5,11 +5,19 @@ import Testing
 
 @Suite("Series classifier with the shipped models")
 struct SeriesClassifierTests {
-    @Test("The default models are found from an executable inside the checkout")
-    func locatesCheckoutModels() {
+    @Test("The default models are found from an executable inside the checkout, also through a link to it on PATH")
+    func locatesCheckoutModels() throws {
         let executable = Paths.repositoryRoot + "/.build/debug/mrsort"
         #expect(ModelDirectory.locate(executable: executable) == Paths.repositoryRoot + "/models")
         #expect(ModelDirectory.locate(executable: "/usr/bin/mrsort") == ModelDirectory.installed)
+        // `ln -s …/.build/release/mrsort ~/.local/bin/`: the link leads back to the checkout.
+        let bin = FileManager.default.temporaryDirectory.appendingPathComponent("mrsort-bin-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: bin) }
+        try FileManager.default.createSymbolicLink(atPath: bin + "/mrsort", withDestinationPath: Paths.repositoryRoot + "/Package.swift")
+        #expect(ModelDirectory.locate(executable: bin + "/mrsort") == Paths.repositoryRoot + "/models")
+        // The running program by its file, not by argv[0] (which is only "mrsort" through PATH).
+        #expect(ModelDirectory.runningExecutable.hasPrefix("/"))
     }
 
     @Test("A real diffusion series and its ADC map are told apart, with geometry for the orientation",

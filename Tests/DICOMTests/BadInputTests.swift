@@ -38,7 +38,7 @@ struct BadInputTests {
     @Test func emptyFileIsNotDICOM() throws {
         try Self.withCopy { directory, _ in
             let path = directory + "/empty.dcm"
-            FileManager.default.createFile(atPath: path, contents: Data())
+            #expect(FileManager.default.createFile(atPath: path, contents: Data()))
             Self.expectError(reading: path) { if case .notDICOM(_, let reason) = $0 { reason.contains("empty") } else { false } }
         }
     }
