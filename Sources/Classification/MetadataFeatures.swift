@@ -62,7 +62,22 @@ public struct FeatureVocabulary: Codable, Sendable, Equatable {
 /// token plus a count of unknown tokens (all −1 when the attribute is absent).
 /// SeriesDescription and ProtocolName are never features: they are what mrsort corrects.
 public struct MetadataFeatures: Sendable {
+    /// The fixed columns after the token flags, by version. A model file lists its columns; the
+    /// encoder that serves it is the layout whose columns they are, so a model trained before a
+    /// layout grew still loads and sees exactly what it was trained on. New columns are appended.
+    public enum Layout: Int, Sendable, CaseIterable {
+        /// Kasmanoff et al. with the project's additions (models up to corpus v8).
+        case v1 = 1
+        /// v1 plus the de-identification-proof physics columns (issue 23): `diffusion`,
+        /// `acquisition_contrast=*`, `echo_planar`, `echo_pulse=*`, `complex_part=*`, `missing_count`,
+        /// `body_part_non_head`.
+        case v2 = 2
+
+        public static let current = Layout.v2
+    }
+
     public let vocabulary: FeatureVocabulary
+    public let layout: Layout
     /// Column names, in encoding order.
     public let columns: [String]
 
@@ -70,9 +85,14 @@ public struct MetadataFeatures: Sendable {
     static let photometricValues = ["MONOCHROME1", "MONOCHROME2", "RGB"]
     static let vendors = ["siemens", "ge", "philips", "canon"]
     static let complexComponents = ["MAGNITUDE", "PHASE", "REAL", "IMAGINARY"]
+    /// AcquisitionContrast (0008,9209) defined terms (PS3.3 C.8.16.1).
+    static let acquisitionContrasts = ["DIFFUSION", "FLOW_ENCODED", "FLUID_ATTENUATED", "PERFUSION", "PROTON_DENSITY",
+                                       "STIR", "TAGGING", "T1", "T2", "T2_STAR", "TOF", "MIXED", "UNKNOWN"]
+    static let echoPulses = ["SPIN", "GRADIENT", "BOTH"]
 
-    public init(vocabulary: FeatureVocabulary) {
+    public init(vocabulary: FeatureVocabulary, layout: Layout = .current) {
         self.vocabulary = vocabulary
+        self.layout = layout
         var columns: [String] = []
         for (field, tokens) in Self.tokenFields(vocabulary) {
             columns += tokens.map { "\(field)=\($0)" } + ["\(field)#unknown"]
@@ -84,7 +104,38 @@ public struct MetadataFeatures: Sendable {
         columns += Self.photometricValues.map { "photometric=\($0)" } + ["photometric#other"]
         columns += Self.vendors.map { "manufacturer=\($0)" } + ["manufacturer#other"]
         columns += Self.complexComponents.map { "complex_component=\($0)" } + ["complex_component#other"]
+        if layout.rawValue >= Layout.v2.rawValue {
+            columns.append("diffusion")
+            columns += Self.acquisitionContrasts.map { "acquisition_contrast=\($0)" } + ["acquisition_contrast#other"]
+            columns.append("echo_planar")
+            columns += Self.echoPulses.map { "echo_pulse=\($0)" } + ["echo_pulse#other"]
+            columns += Self.complexComponents.map { "complex_part=\($0)" } + ["complex_part#other"]
+            columns += ["missing_count", "body_part_non_head"]
+        }
         self.columns = columns
+    }
+
+    /// The encoder of a model file's columns: the layout that gives exactly `columns` with this vocabulary.
+    /// Throws a description of the first difference from the current layout when none does.
+    public init(vocabulary: FeatureVocabulary, columns: [String]) throws(LayoutMismatch) {
+        for layout in Layout.allCases.reversed() {
+            let features = MetadataFeatures(vocabulary: vocabulary, layout: layout)
+            if features.columns == columns {
+                self = features
+                return
+            }
+        }
+        let current = MetadataFeatures(vocabulary: vocabulary)
+        let differing = zip(current.columns, columns).first { $0 != $1 }
+        throw LayoutMismatch(description: "model has \(columns.count) columns, this build encodes \(current.columns.count)"
+            + " (layout v\(Layout.current.rawValue); older: "
+            + Layout.allCases.dropLast().map { "v\($0.rawValue) \(MetadataFeatures(vocabulary: vocabulary, layout: $0).columns.count)" }
+                .joined(separator: ", ") + ")"
+            + (differing.map { "; first difference: \($0.1) vs \($0.0)" } ?? ""))
+    }
+
+    public struct LayoutMismatch: Error, CustomStringConvertible {
+        public let description: String
     }
 
     private static func tokenFields(_ vocabulary: FeatureVocabulary) -> [(String, [String])] {
@@ -122,7 +173,66 @@ public struct MetadataFeatures: Sendable {
         row += Self.categorical(header.photometricInterpretation?.uppercased(), Self.photometricValues)
         row += Self.categorical(header.manufacturer.map(Self.vendor), Self.vendors)
         row += Self.categorical(header.complexImageComponent, Self.complexComponents)
+        if layout.rawValue >= Layout.v2.rawValue {
+            row.append(Self.diffusionEvidence(header) ? 1 : 0)
+            row += Self.categorical(header.acquisitionContrast, Self.acquisitionContrasts)
+            row.append(header.echoPlanarPulseSequence.map { $0 == "YES" ? 1 : 0 } ?? Self.missing)
+            row += Self.categorical(header.echoPulseSequence, Self.echoPulses)
+            row += Self.categorical(Self.complexPart(header), Self.complexComponents)
+            row.append(Float(Self.missingCount(header)))
+            row.append(header.bodyPartExamined.map { BodyPart.nonHead($0) == nil ? 0 : 1 } ?? Self.missing)
+        }
         return row
+    }
+
+    /// ImageType values that mark diffusion images and their maps (Siemens, GE, Philips, Canon, XA enhanced).
+    static let diffusionImageTypes: Set<String> = [
+        "DIFFUSION", "TRACEW", "ADC", "EADC", "FA", "TENSOR", "TENSOR_B0", "DWI", "ISODWI", "ISOADC", "CALC_BVALUE",
+    ]
+
+    /// Whether the header says "diffusion" in any of the places vendors write it: an ImageType value
+    /// (DIFFUSION, TRACEW, ADC, TENSOR…, FA), AcquisitionContrast DIFFUSION, a DiffusionDirectionality
+    /// other than NONE, or a non-zero DiffusionGradientOrientation. All standard except Philips'
+    /// private copy of the enhanced attributes, which classic Philips files also carry at the top level.
+    public static func diffusionEvidence(_ header: ImageHeader) -> Bool {
+        if let tokens = tokens(header.imageType),
+           tokens.contains(where: { diffusionImageTypes.contains($0) || $0.hasPrefix("TENSOR") }) { return true }
+        if header.acquisitionContrast == "DIFFUSION" { return true }
+        if let directionality = header.diffusionDirectionality, directionality != "NONE" { return true }
+        if let orientation = header.diffusionGradientOrientation, orientation.contains(where: { abs($0) > 1e-6 }) { return true }
+        return false
+    }
+
+    /// ImageType values that name the complex component (Siemens M/P, Philips M/P/R/I, GE and
+    /// Canon full words).
+    static let complexImageTypes: [String: String] = [
+        "M": "MAGNITUDE", "MAGNITUDE": "MAGNITUDE", "MAG": "MAGNITUDE", "P": "PHASE", "PHASE": "PHASE",
+        "R": "REAL", "REAL": "REAL", "I": "IMAGINARY", "IMAGINARY": "IMAGINARY",
+    ]
+
+    /// The complex component from the standard places first: ImageType's values after the second
+    /// (classic files of every vendor; enhanced frame types agree with (0008,9208)), else
+    /// ComplexImageComponent (0008,9208) and GE's private image type, as `complexImageComponent`.
+    public static func complexPart(_ header: ImageHeader) -> String? {
+        if let tokens = tokens(header.imageType) {
+            for token in tokens.dropFirst(2) {
+                if let component = complexImageTypes[token] { return component }
+            }
+        }
+        return header.complexImageComponent
+    }
+
+    /// How many of the acquisition attributes that every scanner writes are absent: converters and
+    /// anonymizers empty headers, and an empty header is not evidence of `other`. SequenceName,
+    /// descriptions and private elements are left out (de-identification removes them).
+    public static func missingCount(_ header: ImageHeader) -> Int {
+        let present: [Bool] = [
+            header.imageType != nil, header.manufacturer != nil, header.magneticFieldStrength != nil,
+            header.mrAcquisitionType != nil, header.scanningSequence != nil || header.echoPulseSequence != nil,
+            header.repetitionTime != nil, header.echoTime != nil, header.flipAngle != nil,
+            header.sliceThickness != nil, header.pixelSpacing != nil, header.imageOrientationPatient != nil,
+        ]
+        return present.filter { !$0 }.count
     }
 
     /// The normalised vendor of a Manufacturer value (Toshiba became Canon).

@@ -45,11 +45,11 @@ public struct RandomForest: Sendable {
               let columns = try? decoder.decode([String].self, from: Data(columnsJSON.utf8)) else {
             throw .inconsistent(path: path, reason: "metadata lacks a readable vocabulary or column list")
         }
-        let features = MetadataFeatures(vocabulary: vocabulary)
-        guard features.columns == columns else {
-            let differing = zip(features.columns, columns).first { $0 != $1 }
-            throw .featureMismatch(path: path, reason: "model has \(columns.count) columns, this build encodes \(features.columns.count)"
-                + (differing.map { " (first difference: \($0.1) vs \($0.0))" } ?? ""))
+        let features: MetadataFeatures
+        do {
+            features = try MetadataFeatures(vocabulary: vocabulary, columns: columns)
+        } catch {
+            throw .featureMismatch(path: path, reason: error.description)
         }
         guard let classesJSON = file.metadata["classes"],
               let classNames = try? decoder.decode([String].self, from: Data(classesJSON.utf8)) else {

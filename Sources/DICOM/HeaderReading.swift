@@ -29,6 +29,7 @@ extension DICOMFile {
             return value
         }
         let meta = metaInformation
+        let philips = PhilipsSeries.item(dataset)
         return ImageHeader(
             path: path,
             frame: 0,
@@ -73,6 +74,17 @@ extension DICOMFile {
             contrastBolusAgent: dataset.text(.contrastBolusAgent),
             complexImageComponent: ComplexImageComponent.read(from: dataset),
             diffusionBValue: DiffusionBValue.read(from: dataset),
+            acquisitionContrast: dataset.text(.acquisitionContrast)?.uppercased()
+                ?? philips?.text(.acquisitionContrast)?.uppercased(),
+            diffusionDirectionality: DiffusionAttributes.directionality(dataset.firstItem(.mrDiffusionSequence))
+                ?? dataset.text(.diffusionDirectionality)?.uppercased()
+                ?? philips?.text(.diffusionDirectionality)?.uppercased(),
+            diffusionGradientOrientation: dataset.numbers(.diffusionGradientOrientation)
+                ?? DiffusionAttributes.gradientOrientation(dataset.firstItem(.mrDiffusionSequence)),
+            echoPulseSequence: dataset.text(.echoPulseSequence)?.uppercased()
+                ?? philips?.text(.echoPulseSequence)?.uppercased(),
+            echoPlanarPulseSequence: dataset.text(.echoPlanarPulseSequence)?.uppercased()
+                ?? philips?.text(.echoPlanarPulseSequence)?.uppercased(),
             numberOfTemporalPositions: dataset.integer(.numberOfTemporalPositions),
             temporalPositionIdentifier: dataset.integer(.temporalPositionIdentifier),
             imagesInAcquisition: dataset.integer(.imagesInAcquisition),
@@ -121,6 +133,27 @@ enum DiffusionBValue {
     }
 }
 
+/// The MR diffusion macro (PS3.3 C.8.13.5.9) of a frame or of a classic file's top level.
+enum DiffusionAttributes {
+    static func directionality(_ diffusion: DICOMItem?) -> String? {
+        diffusion?.text(.diffusionDirectionality)?.uppercased()
+    }
+
+    static func gradientOrientation(_ diffusion: DICOMItem?) -> [Double]? {
+        diffusion?.firstItem(.diffusionGradientDirectionSequence)?.numbers(.diffusionGradientOrientation)
+    }
+}
+
+/// Philips' private MR series sequence (2005,140F) ("Philips MR Imaging DD 005", element 0F): classic
+/// Philips files keep the enhanced MR attributes there (AcquisitionContrast, EchoPlanarPulseSequence …),
+/// where dcm2niix reads them. Private, so de-identification removes it.
+enum PhilipsSeries {
+    static func item(_ dataset: DICOMItem) -> DICOMItem? {
+        guard let tag = dataset.privateTag(group: 0x2005, creator: "Philips MR Imaging DD 005", offset: 0x0F) else { return nil }
+        return dataset.firstItem(tag)
+    }
+}
+
 /// Which part of complex MR data an image holds.
 enum ComplexImageComponent {
     /// GE (0043,102F) "private image type": 0 magnitude, 1 phase, 2 real, 3 imaginary.
@@ -166,12 +199,15 @@ struct FunctionalGroups {
         }
         header.echoTime = number(.mrEchoSequence, .effectiveEchoTime) ?? header.echoTime
         header.inversionTime = number(.mrModifierSequence, .inversionTimes) ?? header.inversionTime
-        if let diffusion = macro(.mrDiffusionSequence), let bValue = diffusion.number(.diffusionBValue) {
-            header.diffusionBValue = bValue
+        if let diffusion = macro(.mrDiffusionSequence) {
+            if let bValue = diffusion.number(.diffusionBValue) { header.diffusionBValue = bValue }
+            header.diffusionDirectionality = DiffusionAttributes.directionality(diffusion) ?? header.diffusionDirectionality
+            header.diffusionGradientOrientation = DiffusionAttributes.gradientOrientation(diffusion) ?? header.diffusionGradientOrientation
         }
         if let frameType = macro(.mrImageFrameTypeSequence) {
             header.imageType = frameType.strings(.frameType) ?? header.imageType
             header.complexImageComponent = frameType.text(.complexImageComponent)?.uppercased() ?? header.complexImageComponent
+            header.acquisitionContrast = frameType.text(.acquisitionContrast)?.uppercased() ?? header.acquisitionContrast
         }
         if let content = macro(.frameContentSequence) {
             header.temporalPositionIdentifier = content.integer(.temporalPositionIndex) ?? header.temporalPositionIdentifier

@@ -58,6 +58,19 @@ public struct ImageHeader: Sendable, Hashable, Codable {
     public var complexImageComponent: String?
     /// Diffusion b-value (s/mm²): (0018,9087), else the vendor's private tag.
     public var diffusionBValue: Double?
+    /// AcquisitionContrast (0008,9209): the enhanced frame type's, else the top level's, else the one
+    /// in Philips' private MR series sequence (2005,140F), where classic Philips files keep it.
+    public var acquisitionContrast: String?
+    /// DiffusionDirectionality (0018,9075) (NONE, ISOTROPIC, DIRECTIONAL, BMATRIX), from the MR
+    /// diffusion macro (frame, shared, top level) or the top level; Philips' private sequence last.
+    public var diffusionDirectionality: String?
+    /// DiffusionGradientOrientation (0018,9089), at the top level (classic Philips) or in the MR
+    /// diffusion macro's gradient direction sequence.
+    public var diffusionGradientOrientation: [Double]?
+    /// EchoPulseSequence (0018,9008): SPIN, GRADIENT or BOTH (enhanced MR; Philips' private sequence).
+    public var echoPulseSequence: String?
+    /// EchoPlanarPulseSequence (0018,9018): YES or NO (enhanced MR; Philips' private sequence).
+    public var echoPlanarPulseSequence: String?
     public var numberOfTemporalPositions: Int?
     public var temporalPositionIdentifier: Int?
     public var imagesInAcquisition: Int?

@@ -85,6 +85,29 @@ final class RandomForestTests {
         }
     }
 
+    @Test("A model of an older feature layout loads and encodes its own columns")
+    func olderLayout() throws {
+        let forest = try RandomForest(contentsOf: Paths.forest)
+        let columns = try JSONDecoder().decode([String].self, from: Data(try SafeTensors(contentsOf: Paths.forest).metadata["columns"]!.utf8))
+        #expect(forest.features.columns == columns)
+        // The shipped v8 forest predates layout v2: its rows are v1's, whatever this build adds.
+        if forest.features.layout == .v1 {
+            #expect(columns.count < MetadataFeatures(vocabulary: forest.features.vocabulary).columns.count)
+        }
+    }
+
+    @Test("Columns of no known layout are refused at load")
+    func unknownLayout() throws {
+        let path = try modified { file in
+            var columns = try JSONDecoder().decode([String].self, from: Data(file.metadata["columns"]!.utf8))
+            columns.append("missing_count")
+            file.metadata["columns"] = String(decoding: try JSONEncoder().encode(columns), as: UTF8.self)
+        }
+        #expect { try RandomForest(contentsOf: path) } throws: { error in
+            if case ModelError.featureMismatch(_, let reason) = error { reason.contains("layout") } else { false }
+        }
+    }
+
     @Test func unknownClass() throws {
         let path = try modified { file in
             var classes = try JSONDecoder().decode([String].self, from: Data(file.metadata["classes"]!.utf8))

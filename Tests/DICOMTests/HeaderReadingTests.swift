@@ -237,6 +237,45 @@ struct HeaderReadingTests {
         #expect(try ImageHeader.read(from: file).first?.complexImageComponent == nil)
     }
 
+    @Test("Enhanced MR physics attributes: per frame where the functional groups hold them, as dcmdump shows")
+    func enhancedPhysicsAttributes() throws {
+        let folder = Fixtures.realData + "/dcm_qa_xa30__S10_DWI_dir80_PA_mf"
+        for file in try DICOMFileDiscovery.files(in: [folder]).prefix(3) {
+            let headers = try ImageHeader.read(from: file)
+            let directionality = try DCMDump.search("(0018,9075)", in: file)
+                .filter { $0.path == "(5200,9230).(0018,9117).(0018,9075)" }.compactMap { $0.strings?.first }
+            #expect(headers.map(\.diffusionDirectionality) == directionality)
+            let orientations = try DCMDump.search("(0018,9089)", in: file)
+                .filter { $0.path == "(5200,9230).(0018,9117).(0018,9076).(0018,9089)" }.compactMap(\.numbers)
+            #expect(headers.compactMap(\.diffusionGradientOrientation) == orientations)
+            let contrast = try DCMDump.search("(0008,9209)", in: file)
+                .filter { $0.path == "(5200,9230).(0018,9226).(0008,9209)" }.compactMap { $0.strings?.first }
+            #expect(headers.map(\.acquisitionContrast) == contrast)
+            let top = try DCMDump.topLevel(file)
+            #expect(headers.first?.echoPlanarPulseSequence == top["(0018,9018)"]?.strings?.first)
+            #expect(headers.first?.echoPulseSequence == top["(0018,9008)"]?.strings?.first)
+        }
+    }
+
+    @Test("Classic Philips: the enhanced attributes from the private (2005,140F) sequence, the gradient at the top level")
+    func philipsPrivateSeries() throws {
+        let directory = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = try Fixtures.copy(try Fixtures.real("dcm_qa_philips__S601_dti_ax"), into: directory)
+        let nested = Dictionary(try DCMDump.search("(2005,140f)", in: file).map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(nested["(2005,140f)"] != nil)
+        var header = try #require(try ImageHeader.read(from: file).first)
+        #expect(header.acquisitionContrast == "DIFFUSION")
+        #expect(header.echoPlanarPulseSequence == "YES" && header.echoPulseSequence == "SPIN")
+        #expect(header.diffusionDirectionality == "NONE")
+        #expect(header.diffusionGradientOrientation == (try DCMDump.topLevel(file))["(0018,9089)"]?.numbers)
+        // De-identification removes the private sequence; the standard top-level gradient stays.
+        try Tool.run("dcmodify", ["-nb", "-ea", "(2005,140f)", file])
+        header = try #require(try ImageHeader.read(from: file).first)
+        #expect(header.acquisitionContrast == nil && header.echoPlanarPulseSequence == nil && header.diffusionDirectionality == nil)
+        #expect(header.diffusionGradientOrientation != nil)
+    }
+
     @Test("Absent attributes are nil, not zero")
     func absentIsNil() throws {
         let file = try Fixtures.real("dcm_qa_decubitus__S2_t1_fl2d_sag")

@@ -77,6 +77,15 @@ def concat(parts):
         series_subjects=sum((p.series_subjects for p in parts), []))
 
 
+def drop_columns(data, prefixes):
+    """The dataset without the columns whose names start with one of `prefixes` (an ablation of
+    feature groups on the same extracted files: e.g. the layout-v2 columns, to measure the v1 set)."""
+    if not prefixes:
+        return data
+    keep = [i for i, c in enumerate(data.columns) if not any(c.startswith(p) for p in prefixes)]
+    return ds.Dataset(**{**data.__dict__, "features": data.features[:, keep], "columns": [data.columns[i] for i in keep]})
+
+
 def source_of(series_dir):
     return series_dir.split("/")[0].split("__")[0]
 
@@ -191,6 +200,8 @@ def main(argv=None):
     parser.add_argument("--cross", action="store_true",
                         help="also (b) trained on the first variant's real series, tested on the others")
     parser.add_argument("--sources", nargs="*", help="hold out only these sources (a quick check; the report is partial)")
+    parser.add_argument("--drop-columns", nargs="*", default=[], metavar="PREFIX",
+                        help="leave out the columns whose names start with these (ablation; the shipped forest keeps its own)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", help="Markdown report")
@@ -202,18 +213,19 @@ def main(argv=None):
     start = time.time()
 
     synth_file = extract(args.mrsort, args.synth, os.path.join(args.work, "synth.safetensors"))
-    synth = ds.load(synth_file)
+    synth = drop_columns(ds.load(synth_file), args.drop_columns)
     names = synth.sequences
     heldout = None
     if args.heldout:
-        heldout = ds.load(extract(args.mrsort, args.heldout, os.path.join(args.work, "heldout.safetensors"), synth_file))
+        heldout = drop_columns(ds.load(extract(args.mrsort, args.heldout, os.path.join(args.work, "heldout.safetensors"), synth_file)),
+                               args.drop_columns)
     variants = {}
     for spec in args.variant:
         name, dirs = spec.split("=", 1)
         parts = []
         for i, d in enumerate(dirs.split(",")):
             out = os.path.join(args.work, f"{name}-{i}.safetensors")
-            parts.append(ds.load(extract(args.mrsort, d, out, synth_file, all_images=True)))
+            parts.append(drop_columns(ds.load(extract(args.mrsort, d, out, synth_file, all_images=True)), args.drop_columns))
         variants[name] = concat(parts)
     first = next(iter(variants))
 
@@ -346,6 +358,7 @@ def main(argv=None):
              f"- synthetic training part: {len(set(fit_part.series))} series, {len(fit_part.sequence)} images "
              f"(train.py's 80% split by study of `{args.synth}`); (a)'s tuning: "
              + ", ".join(f"{m}: {a:.4f}" for m, a in tuning.items()) + f" → max_features {best}",
+             f"- columns: {len(synth.columns)}" + (f" (left out: {', '.join(args.drop_columns)})" if args.drop_columns else ""),
              f"- (a) on the synthetic split's held-out 20% of studies: {synth_split_a:.4f}",
              f"- (b): real training images capped at {args.real_images_per_series} per series (evenly spaced), each "
              f"repeated ×{args.real_weight}; per fold about {int(capped[first].sum()) * args.real_weight} real rows beside "
