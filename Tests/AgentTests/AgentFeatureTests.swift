@@ -127,7 +127,7 @@ struct AgentFeatureTests {
         var (agent, running) = try Self.agent(root, text)
         let study = try #require(try ImageHeader.read(from: try Paths.realSeries("dcm_qa_philips__S601_dti_ax")[0]).first).studyInstanceUID
         _ = try Self.copy("dcm_qa_philips__S601_dti_ax", into: root + "/in")
-        #expect(try await eventually(120) { FileManager.default.fileExists(atPath: root + "/calls.txt") })
+        #expect(await eventually(120) { FileManager.default.fileExists(atPath: root + "/calls.txt") })
         agent.stop()
         try await running.value
 
@@ -177,7 +177,7 @@ struct AgentFeatureTests {
         let last = try #require(files.last)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: last))
         let target = root + "/in/" + (last as NSString).lastPathComponent
-        FileManager.default.createFile(atPath: target, contents: bytes.prefix(bytes.count * 6 / 10))
+        #expect(FileManager.default.createFile(atPath: target, contents: bytes.prefix(bytes.count * 6 / 10)))
         try await Task.sleep(nanoseconds: 5_000_000_000)
         #expect(!FileManager.default.fileExists(atPath: root + "/count.txt"), "fired while a file of the study was in progress")
         let handle = try #require(FileHandle(forWritingAtPath: target))
@@ -498,7 +498,7 @@ struct AgentFeatureTests {
         let (agent, running) = try Self.agent(root, text)
         let sources = try Self.copy("dcm_qa_decubitus__S2_t1_fl2d_sag", into: root + "/in")
         let series = try #require(try ImageHeader.read(from: sources[0]).first).seriesInstanceUID
-        #expect(try await eventually(120) { allFiles(under: root + "/out").count == sources.count })
+        #expect(await eventually(120) { allFiles(under: root + "/out").count == sources.count })
         // The decision is recorded once the whole series is done.
         #expect(await eventually(120) { JSONLinesLog<SeriesDecision>.read(root + "/state/series.jsonl").count == 1 })
         let before = Set(allFiles(under: root + "/out").map { ($0 as NSString).deletingLastPathComponent })
