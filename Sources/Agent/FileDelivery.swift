@@ -15,6 +15,9 @@ import Foundation
 /// The destination appears only by `link`, which never replaces an existing file.
 public struct FileDelivery: Sendable {
     public let journal: Journal
+    /// Called after each step that changes what is on disk, with the step's name: tests stop the
+    /// world there (a kill -9 at every step) and check what recovery makes of it. Nil in service.
+    var afterStep: (@Sendable (String) -> Void)?
 
     public init(journal: Journal) {
         self.journal = journal
@@ -89,8 +92,10 @@ public struct FileDelivery: Sendable {
         } catch {
             throw .fileSystem(error)
         }
+        afterStep?("intent recorded")
         do {
             try rewrite.apply(to: path)
+            afterStep?("rewritten in place")
         } catch {
             try? journal.finish(intent)
             throw .dicom(error)
@@ -116,10 +121,12 @@ public struct FileDelivery: Sendable {
         } catch {
             throw .fileSystem(error)
         }
+        afterStep?("intent recorded")
         var linked = false
         if mode == .move, rewrite == nil {
             if link(source, destination) == 0 {
                 linked = true
+                afterStep?("destination linked")
                 if let batch, grouped {
                     batch.linked.append((intent, source, (destination as NSString).deletingLastPathComponent))
                     return true
@@ -137,6 +144,7 @@ public struct FileDelivery: Sendable {
             if grouped { try journal.sync() }  // the copy below is not part of the group
             if !linked {
                 try FileSystem.copyVerified(source, to: temporary)
+                afterStep?("temporary copied")
                 if let rewrite {
                     do {
                         try rewrite.apply(to: temporary)
@@ -145,6 +153,7 @@ public struct FileDelivery: Sendable {
                         try? journal.finish(intent)
                         throw DeliveryError.dicom(error)
                     }
+                    afterStep?("temporary rewritten")
                 }
                 if link(temporary, destination) != 0 {
                     let code = errno
@@ -155,7 +164,9 @@ public struct FileDelivery: Sendable {
                 }
                 // The destination is durable (linked and its folder synced below); the temporary's
                 // name may come back after a crash and recovery removes it.
+                afterStep?("destination linked")
                 try FileSystem.remove(temporary, sync: false)
+                afterStep?("temporary removed")
                 try FileSystem.syncDirectory((destination as NSString).deletingLastPathComponent)
             } else {
                 try FileSystem.syncDirectory((destination as NSString).deletingLastPathComponent)
@@ -173,6 +184,7 @@ public struct FileDelivery: Sendable {
                 do {
                     // Synced now, or with the rest of the batch before its intents are marked done.
                     try FileSystem.remove(source, sync: batch == nil)
+                    afterStep?("source removed")
                 } catch where error.code == ENOENT {
                     // Someone else took the source away meanwhile: the verified destination is now
                     // the file's only copy, and it stays.
@@ -194,6 +206,7 @@ public struct FileDelivery: Sendable {
                 batch.copied.append(intent)
             } else {
                 try journal.finish(intent)
+                afterStep?("intent finished")
             }
         } catch let error as DeliveryError {
             throw error
@@ -217,9 +230,11 @@ public struct FileDelivery: Sendable {
                 try journal.sync()
                 for folder in Set(batch.linked.map(\.destinationFolder)) { try FileSystem.syncDirectory(folder) }
             }
+            afterStep?("batch synced")
             for (intent, source, _) in batch.linked {
                 do {
                     try FileSystem.remove(source, sync: false)
+                    afterStep?("batch source removed")
                     batch.removed.append(intent)
                     batch.folders.insert((source as NSString).deletingLastPathComponent)
                 } catch where error.code == ENOENT {
@@ -235,7 +250,10 @@ public struct FileDelivery: Sendable {
             }
             batch.linked.removeAll()
             for folder in batch.folders { try FileSystem.syncDirectory(folder) }
-            for intent in batch.removed { try journal.finish(intent) }
+            for intent in batch.removed {
+                try journal.finish(intent)
+                afterStep?("batch intent finished")
+            }
         } catch {
             throw .fileSystem(error)
         }
@@ -259,7 +277,10 @@ public struct FileDelivery: Sendable {
     /// before leaves them open, and recovery reports them delivered for the audit.
     public func settle(_ batch: DeliveryBatch) throws(DeliveryError) {
         do {
-            for intent in batch.copied { try journal.finish(intent) }
+            for intent in batch.copied {
+                try journal.finish(intent)
+                afterStep?("copy settled")
+            }
         } catch {
             throw .fileSystem(error)
         }
