@@ -35,15 +35,13 @@ release:
 ## Every test: the Swift package and the training code.
 test: test-swift test-python
 
-# The agent's tests run real agents against the clock (quiet periods, inotify, subprocesses); they
-# run one at a time after the rest, so that long synchronous tests elsewhere cannot starve the
-# concurrency pool the agents run on.
+# All suites run in one process, in parallel: the agent's blocking work has threads of its own
+# (a dispatch queue), so other tests cannot starve the concurrency pool its event loop runs on.
 # The agent's tests run the corpus generator (`python3 -m training.synth`): the environment's
 # Python comes first on PATH. Every test is a Swift Testing test: --disable-xctest spares the empty
 # XCTest run ("Executed 0 tests") before each.
 test-swift: venv
-	PATH="$(abspath $(VENV))/bin:$$PATH" MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --disable-xctest --skip AgentTests
-	PATH="$(abspath $(VENV))/bin:$$PATH" MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --disable-xctest --skip-build --filter AgentTests --no-parallel
+	PATH="$(abspath $(VENV))/bin:$$PATH" MRSORT_REALDATA=$(abspath $(REALDATA)) $(SWIFT) test --disable-xctest
 
 test-python: venv
 	MRSORT_REALDATA=$(abspath $(REALDATA)) $(PYTHON) -m pytest -q training/tests
