@@ -55,7 +55,8 @@ def test_sop_classes_uids_and_hierarchy(corpus):
     out, rows = corpus
     sops = set()
     by_study = defaultdict(set)
-    enhanced = rgb_sc = implicit_or_explicit = 0
+    enhanced = rgb_sc = 0
+    syntaxes = defaultdict(int)
     for r, p in _files(out, rows):
         ds = pydicom.dcmread(p)
         assert ds.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID
@@ -74,10 +75,22 @@ def test_sop_classes_uids_and_hierarchy(corpus):
             assert ds.PhotometricInterpretation == "RGB" and r["subtype"] == "screenshot"
         else:
             assert ds.SOPClassUID == MR
-        ds.pixel_array  # decodes
-        implicit_or_explicit += 1
+        # The pixels decode to the shape and range the header declares, and are not blank.
+        pixels = ds.pixel_array
+        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+        samples = int(getattr(ds, "SamplesPerPixel", 1))
+        expected = (frames,) * (frames > 1) + (int(ds.Rows), int(ds.Columns)) + (samples,) * (samples > 1)
+        assert pixels.shape == expected, (p, pixels.shape, expected)
+        assert int(pixels.max()) < 2 ** int(ds.BitsStored), p
+        assert pixels.max() > pixels.min(), (p, "a blank image")
+        # The transfer syntax the labels name is the one the file has.
+        syntax = ds.file_meta.TransferSyntaxUID
+        want = {"implicit": "1.2.840.10008.1.2", "explicit": "1.2.840.10008.1.2.1"}[r["transfer_syntax"]]
+        assert syntax == want, (p, syntax, r["transfer_syntax"])
+        syntaxes[syntax] += 1
     assert all(len(v) == 1 for v in by_study.values())
     assert enhanced > 0 and rgb_sc > 0
+    assert set(syntaxes) == {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}, dict(syntaxes)
 
 
 def test_labels_match_headers(corpus):
