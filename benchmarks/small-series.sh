@@ -11,7 +11,7 @@
 #
 # usage: benchmarks/small-series.sh MRSORT [TEMPLATE_DIR] [WORK_DIR]
 #   e.g. benchmarks/small-series.sh .build/release/mrsort ../shared/realdata/dcm_qa_sag__S6_DWI_SagAP
-# environment: SIZES (default "1 4 12 200"), TOTAL (3000), MAX_SERIES (500), SERIES_PER_STUDY (12), RUNS (1),
+# environment: SIZES (default "1 4 12 200"), TOTAL (3000), MAX_SERIES (500), SERIES_PER_STUDY (12), RUNS (1), WORKERS (2),
 #   PYTHON (a python3 with pydicom), PERF=1 (record the agent with `perf record -e cpu-clock -g`
 #   into WORK_DIR/K/perf.data), STRACE=1 (count its system calls with `strace -f -c`)
 set -euo pipefail
@@ -53,7 +53,7 @@ configure() { # ROOT
     cat > "$1/mrsort.yaml" <<YAML
 state_directory: $1/state
 rescan_seconds: 3600
-worker_threads: 2
+worker_threads: ${WORKERS:-2}
 rules:
   - name: bench
     watch: $1/in
