@@ -45,6 +45,18 @@ struct AgentFeatureTests {
         """
     }
 
+    /// A DWI trigger running `command`, started once more after a failure, a second later.
+    static func retryingTrigger(command: String) -> String {
+        """
+              - name: diffusion
+                requires: [dwi]
+                quiet_seconds: 1
+                command: [\(command)]
+                retries: 1
+                retry_seconds: 1
+        """
+    }
+
     static func copy(_ series: String, into folder: String) throws -> [String] {
         try Paths.realSeries(series).map { file in
             let target = folder + "/" + (file as NSString).lastPathComponent
@@ -287,14 +299,7 @@ struct AgentFeatureTests {
         try Self.folders(root)
         // The first run hangs; the second records that it ran.
         let script = try Self.pipeline(root, "if [ -e \(root)/first ]; then touch \(root)/second; else touch \(root)/first; exec sleep 60; fi")
-        let text = Self.triggerRule(root, trigger: """
-              - name: diffusion
-                requires: [dwi]
-                quiet_seconds: 1
-                command: [\(script)]
-                retries: 1
-                retry_seconds: 1
-        """)
+        let text = Self.triggerRule(root, trigger: Self.retryingTrigger(command: script))
         var (agent, running) = try Self.agent(root, text)
         _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
         #expect(await eventually(120) { FileManager.default.fileExists(atPath: root + "/first") })
@@ -319,14 +324,7 @@ struct AgentFeatureTests {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.folders(root)
         let script = try Self.pipeline(root, "echo ran >> \(root)/runs.txt")
-        let text = Self.triggerRule(root, trigger: """
-              - name: diffusion
-                requires: [dwi]
-                quiet_seconds: 1
-                command: [\(script)]
-                retries: 1
-                retry_seconds: 1
-        """)
+        let text = Self.triggerRule(root, trigger: Self.retryingTrigger(command: script))
         var (agent, running) = try Self.agent(root, text)
         _ = try Self.copy("dcm_qa_decubitus__S4_ep2d_diff_mddw_20_p2", into: root + "/in")
         let log = root + "/state/triggers.jsonl"
