@@ -124,8 +124,9 @@ struct Status: ParsableCommand {
         print("files seen \(c.filesSeen), series classified \(c.seriesClassified), files delivered \(c.filesDelivered), review \(c.review), quarantined \(c.quarantined), triggers \(c.triggers), errors \(c.errors), inotify overflows \(c.overflows)")
         print("\npending series: \(status.pending.count)")
         if !status.pending.isEmpty {
+            // The series' whole UID, as in the decisions below: it is what a person pastes elsewhere.
             print(TextTable(header: ["study", "series", "number", "files", "quiet s", "rule"], rows: status.pending.map {
-                [String($0.study.suffix(12)), String($0.series.suffix(16)), $0.seriesNumber.map(String.init) ?? "-", String($0.files),
+                [String($0.study.suffix(12)), $0.series, $0.seriesNumber.map(String.init) ?? "-", String($0.files),
                  String(Int($0.quietFor)), $0.rule]
             }).render())
         }

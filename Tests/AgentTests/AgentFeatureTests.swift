@@ -398,6 +398,38 @@ struct AgentFeatureTests {
         #expect(text.utf8.count < (1 << 20) + 200, "\(text.utf8.count) bytes")
     }
 
+    @Test("mrsort status lists a series still waiting for quiet with its whole UID")
+    func statusShowsPendingSeries() async throws {
+        let root = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.folders(root)
+        let text = """
+        state_directory: \(root)/state
+        rules:
+          - name: mri
+            watch: \(root)/in
+            quiet_seconds: 600
+            action: move
+            output: \(root)/out
+            quarantine: \(root)/quarantine
+        """
+        try text.write(toFile: root + "/mrsort.yaml", atomically: true, encoding: .utf8)
+        let (agent, running) = try Self.agent(root, text)
+        let files = try Self.copy("dcm_qa_decubitus__S3_t1_fl2d_sag", into: root + "/in")
+        let series = try #require(try ImageHeader.read(from: files[0]).first).seriesInstanceUID
+        var output = ""
+        let listed = try await eventually(30) {
+            output = try run(Paths.mrsort, ["status", "--config", root + "/mrsort.yaml"]).output
+            return output.contains("pending series: 1")
+        }
+        agent.stop()
+        try await running.value
+        #expect(listed, "\(output)")
+        let row = output.split(separator: "\n").first { $0.contains(series) }.map { $0.split(separator: " ").map(String.init) }
+        #expect(row?.contains(series) == true, "the whole UID \(series) in \(output)")
+        #expect(row?.contains(String(files.count)) == true)
+    }
+
     @Test("A series sent to review satisfies no trigger")
     func reviewedSeriesDoNotTrigger() async throws {
         let root = try Paths.temporaryDirectory()
