@@ -23,6 +23,23 @@ struct EnsembleTests {
         #expect(abs(votes - votes.rounded()) < 1e-9)
         // The winner of a two-model majority is the answer of at least one of them.
         #expect(result.sequence == cnn.sequence || result.sequence == result.forest.sequence)
+        // Counted again from each model on the images the CNN reads: the CNN's own vote, and the
+        // ensemble's share is the winner's votes from both models over those same images.
+        let net = try #require(classifier.cnn)
+        let chosen = SeriesClassifier.evenlySpaced(headers, count: classifier.cnnImagesPerSeries)
+        let slices = net.preprocessing.slices(of: chosen.map { headers[$0] }).compactMap { try? $0.get() }
+        try #require(slices.count == chosen.count, "every image of this series decodes")
+        let predictions = net.predict(slices)
+        var support: [SequenceClass: Double] = [:]
+        for prediction in predictions {
+            for (k, value) in prediction.sequenceProbabilities.enumerated() { support[SequenceClass.allCases[k], default: 0] += value }
+        }
+        let cnnVote = try #require(Vote(predictions.map(\.sequence), order: SequenceClass.allCases, support: support))
+        #expect(cnn.sequence == cnnVote.winner && abs(cnn.confidence - cnnVote.confidence) < 1e-9)
+        let forestVotes = chosen.map { classifier.forest.mostProbable(classifier.forest.probabilities(headers[$0])) }
+        let winnerVotes = forestVotes.filter { $0 == result.sequence }.count + predictions.filter { $0.sequence == result.sequence }.count
+        try #require(result.rule == nil, "no rule decided this series")
+        #expect(abs(result.confidence - Double(winnerVotes) / Double(2 * chosen.count)) < 1e-9)
     }
 
     @Test("Series classified together get what each gets alone, with an empty series in the batch")
