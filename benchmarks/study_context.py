@@ -47,7 +47,7 @@ def wait(condition, seconds):
     return condition()
 
 
-def run_order(mrsort, corpus, labels, order, work, seed, copy=False):
+def run_order(mrsort, corpus, labels, meta, order, work, seed, copy=False):
     root = os.path.join(work, order)
     shutil.rmtree(root, ignore_errors=True)
     for folder in ("in", "out", "quarantine"):
@@ -72,13 +72,14 @@ rules:
         sys.exit(f"{order}: the agent did not start; see {log.name}")
     studies = {}
     for row in labels:
-        studies.setdefault(row["dir"].split("/")[0], []).append(row)
+        # By StudyInstanceUID, as `classify` read it (real sets keep one series per folder).
+        studies.setdefault(meta[row["series_uid"]][0], []).append(row)
     rng = random.Random(seed)
     for rows in studies.values():
         if order == "shuffled":
             rng.shuffle(rows)
         else:
-            rows.sort(key=lambda row: int(row["series_number"] or 0))
+            rows.sort(key=lambda row: meta[row["series_uid"]][1])
     fed = set()
     started = time.time()
     for step in range(max(len(rows) for rows in studies.values())):
@@ -123,19 +124,26 @@ def main():
         labels = list(csv.DictReader(handle))
     truth = {row["series_uid"]: row["sequence"] for row in labels}
     batch_csv = subprocess.run([mrsort, "classify", arguments.corpus, "--csv"], check=True, capture_output=True, text=True).stdout
-    batch = {row["series_uid"]: row["sequence"] for row in csv.DictReader(batch_csv.splitlines())}
+    batch_rows = list(csv.DictReader(batch_csv.splitlines()))
+    batch = {row["series_uid"]: row["sequence"] for row in batch_rows}
+    meta = {row["series_uid"]: (row["study_uid"], int(row["series_number"] or 0)) for row in batch_rows}
+    # Labelled series that `classify` found (a real set may hold unreadable ones).
+    labels = [row for row in labels if row["series_uid"] in meta]
+    truth = {row["series_uid"]: row["sequence"] for row in labels}
     t1 = {uid for uid, sequence in truth.items() if sequence.startswith(("t1", "vibe"))}
 
     def accuracy(answers, subset):
         right = sum(1 for uid in subset if answers.get(uid) == truth[uid])
         return f"{right}/{len(subset)} ({right / max(1, len(subset)):.3f})"
 
-    print(f"corpus: {arguments.corpus}, {len(truth)} labelled series, {len(t1)} of the T1 family; work: {work}")
+    multi = sum(1 for study in {meta[uid][0] for uid in truth} if sum(1 for uid in truth if meta[uid][0] == study) > 1)
+    print(f"corpus: {arguments.corpus}, {len(truth)} labelled series in {len({meta[uid][0] for uid in truth})} studies "
+          f"({multi} with more than one), {len(t1)} of the T1 family; work: {work}")
     print(f"batch `mrsort classify` (whole studies): all {accuracy(batch, truth)}, T1 family {accuracy(batch, t1)}")
     print("| order | agent = batch | agent accuracy | agent T1-family accuracy | revisions | seconds |")
     print("|---|---:|---:|---:|---:|---:|")
     for order in arguments.orders:
-        agent, revisions, seconds = run_order(mrsort, arguments.corpus, labels, order, work, arguments.seed, arguments.copy)
+        agent, revisions, seconds = run_order(mrsort, arguments.corpus, labels, meta, order, work, arguments.seed, arguments.copy)
         same = sum(1 for uid in truth if agent.get(uid) == batch.get(uid))
         print(f"| {order} | {same}/{len(truth)} | {accuracy(agent, truth)} | {accuracy(agent, t1)} | {revisions} | {seconds:.0f} |")
         for uid in sorted(truth):

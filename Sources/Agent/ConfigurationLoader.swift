@@ -66,12 +66,7 @@ struct ConfigurationDecoder {
         }
         let stateDirectory = fields["state_directory"].flatMap { folder($0, "state_directory") } ?? "/var/lib/mrsort/state"
         let models = fields["models"].flatMap { folder($0, "models") }
-        var logLevel = Logger.Level.info
-        if let node = fields["log_level"], let text = string(node, "log_level") {
-            if let level = Logger.Level(rawValue: text) { logLevel = level } else {
-                problem(node.location, "log_level: unknown level \"\(text)\"; one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-        }
+        let logLevel = fields["log_level"].flatMap { enumeration($0, "log_level", Logger.Level.self) } ?? .info
         let workerThreads = fields["worker_threads"].flatMap { integer($0, "worker_threads", range: 1...64) } ?? 2
         let cnnImages = fields["cnn_images_per_series"].flatMap { integer($0, "cnn_images_per_series", range: 1...10_000) }
             ?? SeriesClassifier.defaultCNNImagesPerSeries

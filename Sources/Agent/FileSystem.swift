@@ -196,12 +196,16 @@ public enum FileSystem {
     }
 
     /// Removes `folder` if it is empty, then each parent that this leaves empty, up to (not
-    /// including) whichever of `roots` it lies below; nothing outside the roots is touched.
-    public static func removeEmptyFolders(from folder: String, below roots: [String]) {
+    /// including) whichever of `roots` it lies below; nothing outside the roots is touched. With
+    /// `untouchedFor`, a folder changed more recently than that many seconds ago stays (a sender
+    /// that has just made it may still write into it).
+    public static func removeEmptyFolders(from folder: String, below roots: [String], untouchedFor seconds: Double = 0) {
         let trimmed = roots.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         guard let root = trimmed.first(where: { folder.hasPrefix($0 + "/") }) else { return }
+        let now = Date().timeIntervalSince1970
         var current = folder
-        while current.hasPrefix(root + "/"), rmdir(current) == 0 {
+        while current.hasPrefix(root + "/"), seconds <= 0 || modificationTime(current).map({ now - $0 >= seconds }) == true,
+              rmdir(current) == 0 {
             current = (current as NSString).deletingLastPathComponent
         }
         try? syncDirectory(current)

@@ -231,12 +231,7 @@ extension WatchAgent {
             }
             guard now.timeIntervalSince1970 - modified >= quiet else { continue }
             emptiedFolders[folder] = nil
-            guard let root = configuration.rules.flatMap(\.watch).first(where: { folder.hasPrefix($0 + "/") }) else { continue }
-            var current = folder
-            while current.hasPrefix(root + "/"), let modified = FileSystem.modificationTime(current),
-                  now.timeIntervalSince1970 - modified >= quiet, rmdir(current) == 0 {
-                current = (current as NSString).deletingLastPathComponent
-            }
+            FileSystem.removeEmptyFolders(from: folder, below: configuration.rules.flatMap(\.watch), untouchedFor: quiet)
         }
     }
 

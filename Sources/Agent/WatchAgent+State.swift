@@ -104,13 +104,16 @@ extension WatchAgent {
     func writeStatus(force: Bool) {
         let now = Date()
         // Rewritten when something changed (at most every 2 s), else once a minute as a heartbeat.
-        let triggers = triggerStatus(now: now)
+        // What changes a trigger's standing changes these too: a handled series (`recent`), a
+        // firing or a failure (the counters), a command's start or end. The per-trigger tally walks
+        // every remembered study, so it is made only for a write, not at every tick.
         let signature = "\(counters)|\(tracker.pending.count)|\(tracker.pending.values.map(\.files.count).reduce(0, +))|\(inFlight.count)|\(recent.first?.time ?? .distantPast)"
-            + "|" + triggers.map { "\($0.waitingForClasses),\($0.due),\($0.retries.count),\($0.running.count)" }.joined(separator: ";")
+            + "|\(runningTriggers.count)"
         let due = signature != lastStatusSignature ? now.timeIntervalSince(lastStatus) >= 2 : now.timeIntervalSince(lastStatus) >= 60
         guard force || due else { return }
         lastStatus = now
         lastStatusSignature = signature
+        let triggers = triggerStatus(now: now)
         let pending = tracker.pending.values.map { series in
             AgentStatus.Pending(
                 study: series.key.study, series: series.key.series,
