@@ -28,6 +28,7 @@ let package = Package(
         .target(
             name: "CDCMTK",
             linkerSettings: [
+                .linkedLibrary("dcmnet"),
                 .linkedLibrary("dcmjpls"),
                 .linkedLibrary("dcmjpeg"),
                 .linkedLibrary("dcmdata"),

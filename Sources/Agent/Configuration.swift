@@ -24,6 +24,10 @@ public struct AgentConfiguration: Sendable {
     /// Trigger commands running at once; a study due meanwhile waits its turn.
     public var maximumRunningTriggers: Int = 2
     public var rules: [FolderRule]
+    /// DICOM listeners (`mrsort receive NAME`, one systemd unit each) writing into watched folders.
+    public var receivers: [DICOMReceiver] = []
+    /// DICOM nodes (PACS, pipelines) that rules forward sorted series to.
+    public var destinations: [DICOMDestination] = []
     /// What validation allowed but found likely wrong, as `file:line:column: message`.
     public var warnings: [String] = []
 
@@ -65,6 +69,8 @@ public struct FolderRule: Sendable {
     public var quarantine: String
     public var duplicates: DuplicatePolicy
     public var triggers: [StudyTrigger]
+    /// DICOM destinations each sorted series (of the given classes) is sent to.
+    public var forward: [ForwardRoute] = []
 
     /// What is done to the files of a classified series.
     public struct Action: Sendable, Equatable, CustomStringConvertible {
@@ -103,6 +109,48 @@ public struct FolderRule: Sendable {
             }
         }
     }
+}
+
+/// A storage SCP that receives C-STORE into a watched folder (`mrsort receive NAME`).
+public struct DICOMReceiver: Sendable, Equatable {
+    /// Names the systemd unit instance (`mrsort-receiver@NAME`) and its status file.
+    public var name: String
+    public var aeTitle: String
+    public var port: UInt16
+    /// Calling AE titles allowed to store; empty: any (check-config warns).
+    public var allowedCallingAETitles: [String]
+    /// A watched folder (or one below a recursive one) of a rule.
+    public var folder: String
+    public var maximumAssociations: Int
+    /// Below this much free space on the folder's file system, C-STORE is refused (0xA700).
+    public var minimumFreeMegabytes: Int
+    public var timeoutSeconds: Int
+
+    /// Where instances are written while they arrive: a hidden folder inside `folder` (same file
+    /// system, so the final rename is atomic; hidden names are never read by the agent).
+    public var staging: String { folder + "/.receiving-" + name }
+}
+
+/// A DICOM node that sorted series are sent to by C-STORE.
+public struct DICOMDestination: Sendable, Equatable {
+    public var name: String
+    public var host: String
+    public var port: UInt16
+    public var calledAETitle: String
+    public var callingAETitle: String
+    /// Further sends after a failed one; after the last, the series goes to the dead-letter folder.
+    public var retries: Int
+    public var retrySeconds: Double
+    public var timeoutSeconds: Int
+}
+
+/// A rule's forwarding of sorted series to a destination.
+public struct ForwardRoute: Sendable, Equatable {
+    public var destination: String
+    /// The classes forwarded; empty: every series (series sent to review never are).
+    public var classes: Set<SequenceClass>
+
+    public func forwards(_ sequence: SequenceClass) -> Bool { classes.isEmpty || classes.contains(sequence) }
 }
 
 /// What happens when a file's destination already exists.

@@ -51,6 +51,9 @@ struct ConfigurationDecoder {
     /// Where each folder was written, for the semantic checks' messages.
     private var folderLocations: [String: SourceLocation] = [:]
     private var ruleLocations: [SourceLocation] = []
+    /// Where each receiver, destination and forward entry was named.
+    private var nameLocations: [String: SourceLocation] = [:]
+    private var destinationLocations: [String: SourceLocation] = [:]
 
     mutating func problem(_ at: SourceLocation, _ message: String) {
         problems.append(.init(at: at, message: message))
@@ -61,7 +64,7 @@ struct ConfigurationDecoder {
     }
 
     mutating func decode(_ root: YAMLNode) -> AgentConfiguration? {
-        guard let fields = mapping(root, keys: ["state_directory", "models", "log_level", "worker_threads", "cnn_images_per_series", "rescan_seconds", "maximum_frame_megabytes", "maximum_running_triggers", "rules"], context: "the configuration") else {
+        guard let fields = mapping(root, keys: ["state_directory", "models", "log_level", "worker_threads", "cnn_images_per_series", "rescan_seconds", "maximum_frame_megabytes", "maximum_running_triggers", "rules", "receivers", "destinations"], context: "the configuration") else {
             return nil
         }
         let stateDirectory = fields["state_directory"].flatMap { folder($0, "state_directory") } ?? "/var/lib/mrsort/state"
@@ -89,16 +92,18 @@ struct ConfigurationDecoder {
             problem(root.location, "missing key \"rules\"")
         }
         let runningTriggers = fields["maximum_running_triggers"].flatMap { integer($0, "maximum_running_triggers", range: 1...64) } ?? 2
+        let receivers = items(fields["receivers"], "receivers").compactMap { decodeReceiver($0) }
+        let destinations = items(fields["destinations"], "destinations").compactMap { decodeDestination($0) }
         return AgentConfiguration(
             stateDirectory: stateDirectory, models: models, logLevel: logLevel, workerThreads: workerThreads,
             cnnImagesPerSeries: cnnImages, rescanSeconds: rescanSeconds, maximumFrameBytes: frameMegabytes << 20,
-            maximumRunningTriggers: runningTriggers, rules: rules
+            maximumRunningTriggers: runningTriggers, rules: rules, receivers: receivers, destinations: destinations
         )
     }
 
     private mutating func decodeRule(_ node: YAMLNode) -> FolderRule? {
         let keys = ["name", "watch", "recursive", "quiet_seconds", "incomplete_seconds", "action", "output", "layout", "description",
-                    "minimum_confidence", "review", "quarantine", "duplicates", "triggers"]
+                    "minimum_confidence", "review", "quarantine", "duplicates", "triggers", "forward"]
         guard let fields = mapping(node, keys: keys, context: "a rule") else { return nil }
         let before = problems.count
         let name = required(fields, "name", in: node).flatMap { string($0, "name") } ?? "?"
@@ -153,11 +158,12 @@ struct ConfigurationDecoder {
                 problem(node.location, "triggers: expected a list, found \(node.kind)")
             }
         }
+        let forward = items(fields["forward"], "forward").compactMap { decodeForwardRoute($0) }
         guard problems.count == before, let action, let layout, let description, let quarantine else { return nil }
         return FolderRule(
             name: name, watch: watch, recursive: recursive, quietSeconds: quietSeconds, incompleteSeconds: incompleteSeconds, action: action, output: output,
             layout: layout, description: description, minimumConfidence: minimumConfidence, review: review,
-            quarantine: quarantine, duplicates: duplicates, triggers: triggers
+            quarantine: quarantine, duplicates: duplicates, triggers: triggers, forward: forward
         )
     }
 
@@ -191,6 +197,82 @@ struct ConfigurationDecoder {
         guard problems.count == before else { return nil }
         return StudyTrigger(name: name, requires: requires, quietSeconds: quietSeconds, command: command, inbox: inbox, timeoutSeconds: timeout,
                             retries: retries, retrySeconds: retrySeconds, refire: refire, maximumLogBytes: logMegabytes << 20)
+    }
+
+    /// The items of an optional list (absent: none).
+    private mutating func items(_ node: YAMLNode?, _ key: String) -> [YAMLNode] {
+        guard let node else { return [] }
+        guard case .sequence(let items, _) = node else {
+            problem(node.location, "\(key): expected a list, found \(node.kind)")
+            return []
+        }
+        return items
+    }
+
+    private mutating func decodeReceiver(_ node: YAMLNode) -> DICOMReceiver? {
+        guard let fields = mapping(node, keys: ["name", "ae_title", "port", "allowed_calling_ae_titles", "folder", "maximum_associations",
+                                                "minimum_free_megabytes", "timeout_seconds"], context: "a receiver") else { return nil }
+        let before = problems.count
+        let name = required(fields, "name", in: node).flatMap { unitName($0, "name") } ?? "?"
+        nameLocations["receiver " + name] = nameLocations["receiver " + name] ?? node.location
+        let aeTitle = required(fields, "ae_title", in: node).flatMap { applicationEntity($0, "ae_title") } ?? ""
+        // 11112: the registered DICOM port (104 needs privileges the unit does not have).
+        let port = fields["port"].flatMap { integer($0, "port", range: 1...65_535) } ?? 11_112
+        var allowed: [String] = []
+        if let node = fields["allowed_calling_ae_titles"] {
+            allowed = strings(node, "allowed_calling_ae_titles").compactMap { item in
+                ApplicationEntityTitle.problem(item.value).map { problem(item.at, "allowed_calling_ae_titles: \($0)") } == nil ? item.value : nil
+            }
+        } else {
+            warning(node.location, "receiver \"\(name)\": no allowed_calling_ae_titles, any DICOM node that reaches port \(port) may store images")
+        }
+        let target = required(fields, "folder", in: node).flatMap { folder($0, "folder") } ?? ""
+        let associations = fields["maximum_associations"].flatMap { integer($0, "maximum_associations", range: 1...64) } ?? 4
+        let free = fields["minimum_free_megabytes"].flatMap { integer($0, "minimum_free_megabytes", range: 0...10_000_000) } ?? 1024
+        let timeout = fields["timeout_seconds"].flatMap { integer($0, "timeout_seconds", range: 1...3600) } ?? 60
+        guard problems.count == before else { return nil }
+        return DICOMReceiver(name: name, aeTitle: aeTitle, port: UInt16(port), allowedCallingAETitles: allowed, folder: target,
+                             maximumAssociations: associations, minimumFreeMegabytes: free, timeoutSeconds: timeout)
+    }
+
+    private mutating func decodeDestination(_ node: YAMLNode) -> DICOMDestination? {
+        guard let fields = mapping(node, keys: ["name", "host", "port", "called_ae_title", "calling_ae_title", "retries", "retry_seconds",
+                                                "timeout_seconds"], context: "a destination") else { return nil }
+        let before = problems.count
+        let name = required(fields, "name", in: node).flatMap { unitName($0, "name") } ?? "?"
+        nameLocations["destination " + name] = nameLocations["destination " + name] ?? node.location
+        let host = required(fields, "host", in: node).flatMap { string($0, "host") } ?? ""
+        if host.isEmpty || host.contains(where: \.isWhitespace), let node = fields["host"] { problem(node.location, "host: \"\(host)\" is not a host name or address") }
+        let port = required(fields, "port", in: node).flatMap { integer($0, "port", range: 1...65_535) } ?? 0
+        let called = required(fields, "called_ae_title", in: node).flatMap { applicationEntity($0, "called_ae_title") } ?? ""
+        let calling = fields["calling_ae_title"].flatMap { applicationEntity($0, "calling_ae_title") } ?? "MRSORT"
+        let retries = fields["retries"].flatMap { integer($0, "retries", range: 0...1000) } ?? 10
+        let retrySeconds = fields["retry_seconds"].flatMap { number($0, "retry_seconds", range: 1...604_800) } ?? 300
+        let timeout = fields["timeout_seconds"].flatMap { integer($0, "timeout_seconds", range: 1...3600) } ?? 60
+        guard problems.count == before else { return nil }
+        return DICOMDestination(name: name, host: host, port: UInt16(port), calledAETitle: called, callingAETitle: calling,
+                                retries: retries, retrySeconds: retrySeconds, timeoutSeconds: timeout)
+    }
+
+    /// `- pacs` (every series) or `- {destination: pacs, classes: [flair_3d, t1_3d_pre]}`.
+    private mutating func decodeForwardRoute(_ node: YAMLNode) -> ForwardRoute? {
+        if case .scalar = node {
+            return string(node, "forward").map { ForwardRoute(destination: $0, classes: []) }
+        }
+        guard let fields = mapping(node, keys: ["destination", "classes"], context: "a forward entry") else { return nil }
+        let before = problems.count
+        let destination = required(fields, "destination", in: node).flatMap { string($0, "destination") } ?? ""
+        var classes = Set<SequenceClass>()
+        if let list = fields["classes"] {
+            for item in strings(list, "classes") {
+                if let value = SequenceClass(rawValue: item.value) { classes.insert(value) } else {
+                    problem(item.at, "classes: unknown sequence class \"\(item.value)\"")
+                }
+            }
+        }
+        guard problems.count == before else { return nil }
+        destinationLocations[destination] = destinationLocations[destination] ?? node.location
+        return ForwardRoute(destination: destination, classes: classes)
     }
 
     // MARK: Semantic checks
@@ -246,9 +328,43 @@ struct ConfigurationDecoder {
                 }
             }
         }
+        validateNetwork(configuration)
         var names = Set<String>()
         for (index, rule) in configuration.rules.enumerated() where !names.insert(rule.name).inserted {
             problem(ruleLocations.indices.contains(index) ? ruleLocations[index] : .init(line: 1, column: 1), "rule name \"\(rule.name)\" is used twice")
+        }
+    }
+
+    /// Receivers write into watched folders and listen on ports of their own; forward entries
+    /// name destinations that exist.
+    private mutating func validateNetwork(_ configuration: AgentConfiguration) {
+        var receiverNames = Set<String>(), ports: [UInt16: String] = [:]
+        for receiver in configuration.receivers {
+            let at = nameLocations["receiver " + receiver.name] ?? SourceLocation(line: 1, column: 1)
+            if !receiverNames.insert(receiver.name).inserted { problem(at, "receiver name \"\(receiver.name)\" is used twice") }
+            if let other = ports[receiver.port] {
+                problem(at, "receiver \"\(receiver.name)\": port \(receiver.port) is also receiver \"\(other)\"'s")
+            } else {
+                ports[receiver.port] = receiver.name
+            }
+            // Instances nobody sorts would pile up unseen.
+            let watched = configuration.rules.contains { rule in
+                rule.watch.contains { $0 == receiver.folder || (rule.recursive && Self.contains($0, receiver.folder)) }
+            }
+            if !watched {
+                problem(folderLocations[receiver.folder] ?? at, "receiver \"\(receiver.name)\": folder \(receiver.folder) is not watched by any rule")
+            }
+        }
+        var destinationNames = Set<String>()
+        for destination in configuration.destinations where !destinationNames.insert(destination.name).inserted {
+            problem(nameLocations["destination " + destination.name] ?? SourceLocation(line: 1, column: 1), "destination name \"\(destination.name)\" is used twice")
+        }
+        for rule in configuration.rules {
+            for route in rule.forward where !destinationNames.contains(route.destination) {
+                problem(destinationLocations[route.destination] ?? SourceLocation(line: 1, column: 1),
+                        "rule \"\(rule.name)\": forward: no destination named \"\(route.destination)\"" +
+                        (destinationNames.isEmpty ? " (destinations: is empty)" : "; destinations: " + destinationNames.sorted().joined(separator: ", ")))
+            }
         }
     }
 
@@ -334,6 +450,25 @@ struct ConfigurationDecoder {
         let normalised = URL(fileURLWithPath: text).standardized.path
         if folderLocations[normalised] == nil { folderLocations[normalised] = node.location }
         return normalised
+    }
+
+    /// A name that can stand in a systemd unit instance and a file name.
+    private mutating func unitName(_ node: YAMLNode, _ key: String) -> String? {
+        guard let text = string(node, key) else { return nil }
+        guard !text.isEmpty, text.count <= 64, text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            problem(node.location, "\(key): \"\(text)\" must be 1–64 letters, digits, '-' or '_' (it names a unit and a file)")
+            return nil
+        }
+        return text
+    }
+
+    private mutating func applicationEntity(_ node: YAMLNode, _ key: String) -> String? {
+        guard let text = string(node, key) else { return nil }
+        if let reason = ApplicationEntityTitle.problem(text) {
+            problem(node.location, "\(key): \(reason)")
+            return nil
+        }
+        return text
     }
 
     private mutating func number(_ node: YAMLNode, _ key: String, range: ClosedRange<Double>) -> Double? {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Classification
+import DICOM
 import Foundation
 import Synchronization
 
@@ -231,6 +232,33 @@ public struct AgentStatus: Codable, Sendable {
     public var triggers: [Trigger]?
 }
 
+/// What `mrsort status` shows of a DICOM receiver: written by `mrsort receive` every few seconds.
+public struct ReceiverStatus: Codable, Sendable {
+    public var name: String
+    public var aeTitle: String
+    public var port: UInt16
+    public var pid: Int32
+    public var started: Date
+    public var updated: Date
+    /// False once the receiver stopped (or could not open its port: see `lastError`).
+    public var listening: Bool
+    public var counters: StorageReceiver.Counters
+    public var lastError: String?
+
+    public init(name: String, aeTitle: String, port: UInt16, pid: Int32, started: Date, updated: Date, listening: Bool,
+                counters: StorageReceiver.Counters, lastError: String? = nil) {
+        self.name = name
+        self.aeTitle = aeTitle
+        self.port = port
+        self.pid = pid
+        self.started = started
+        self.updated = updated
+        self.listening = listening
+        self.counters = counters
+        self.lastError = lastError
+    }
+}
+
 /// The files in the state directory.
 public struct StateDirectory: Sendable {
     public let path: String
@@ -247,4 +275,10 @@ public struct StateDirectory: Sendable {
     public var status: String { path + "/status.json" }
     public var requests: String { path + "/requests" }
     public var manifests: String { path + "/manifests" }
+    /// `<name>.json` per DICOM receiver (`ReceiverStatus`).
+    public var receivers: String { path + "/receivers" }
+    /// `<destination>/<job>.json` per series waiting to be forwarded.
+    public var forwardQueue: String { path + "/forward" }
+    /// `<destination>/<job>/`: series whose last send failed, the job and links to its files.
+    public var deadLetters: String { path + "/dead-letter" }
 }

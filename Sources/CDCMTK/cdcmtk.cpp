@@ -4,6 +4,7 @@
 // becomes an mrs_status with a message that says what went wrong.
 
 #include "cdcmtk.h"
+#include "shim_support.h"
 #include "structure_scan.h"
 
 #include <dcmtk/config/osconfig.h>
@@ -44,47 +45,11 @@ struct mrs_file {
     uint64_t maxFrameBytes = 0;
 };
 
+using namespace mrs_shim;
+
 namespace {
 
 std::once_flag initializeOnce;
-
-void setMessage(char *message, size_t size, const char *text) noexcept {
-    if (message == nullptr || size == 0) return;
-    std::snprintf(message, size, "%s", text);
-}
-
-void setMessage(char *message, size_t size, const std::string &text) noexcept { setMessage(message, size, text.c_str()); }
-
-/**
- * Runs the body of an entry point that reports a status, turning any C++ exception (std::bad_alloc
- * from a container, anything DCMTK or the standard library throws) into a status and a message:
- * an exception must never unwind into Swift, which cannot catch it.
- */
-template <typename Body>
-mrs_status guarded(char *message, size_t size, Body &&body) noexcept {
-    try {
-        return body();
-    } catch (const std::bad_alloc &) {
-        setMessage(message, size, "out of memory while reading the file");
-    } catch (const std::exception &error) {
-        char text[256];
-        std::snprintf(text, sizeof text, "internal error: %s", error.what());
-        setMessage(message, size, text);
-    } catch (...) {
-        setMessage(message, size, "internal error: unknown exception");
-    }
-    return MRS_MALFORMED;
-}
-
-/** Runs the body of an entry point without a status; any exception gives `fallback` (its "absent"). */
-template <typename Result, typename Body>
-Result guardedValue(Result fallback, Body &&body) noexcept {
-    try {
-        return body();
-    } catch (...) {
-        return fallback;
-    }
-}
 
 inline DcmItem *asItem(const mrs_item *item) {
     return reinterpret_cast<DcmItem *>(const_cast<mrs_item *>(item));

@@ -13,7 +13,7 @@ struct MRSort: AsyncParsableCommand {
         ran); 78 an invalid configuration or model file; 1 any other failure.
         """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Classify.self, Dataset.self, Eval.self, Watch.self, CheckConfig.self, Status.self, Relabel.self]
+        subcommands: [Inspect.self, Classify.self, Dataset.self, Eval.self, Watch.self, Receive.self, CheckConfig.self, Status.self, Relabel.self]
     )
 
     /// ArgumentParser's `main`, with the exit statuses of `ExitStatus` for errors in the data or

@@ -180,3 +180,6 @@ mrs_status mrs_read_frame(mrs_file *file, uint32_t frame, float *values, size_t 
 #endif
 
 #endif
+
+/* DICOM networking: the storage SCP and SCU. */
+#include "cdcmtk_network.h"
