@@ -195,6 +195,40 @@ public struct AgentStatus: Codable, Sendable {
         public var errors = 0
         /// inotify queue overflows, each answered by a full rescan.
         public var overflows = 0
+        /// Instances DICOM destinations acknowledged (forward).
+        public var forwarded = 0
+
+        public init() {}
+
+        public init(from decoder: Decoder) throws {
+            // A status written before forwarding existed has no `forwarded`.
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            filesSeen = try container.decode(Int.self, forKey: .filesSeen)
+            seriesClassified = try container.decode(Int.self, forKey: .seriesClassified)
+            filesDelivered = try container.decode(Int.self, forKey: .filesDelivered)
+            quarantined = try container.decode(Int.self, forKey: .quarantined)
+            review = try container.decode(Int.self, forKey: .review)
+            triggers = try container.decode(Int.self, forKey: .triggers)
+            errors = try container.decode(Int.self, forKey: .errors)
+            overflows = try container.decode(Int.self, forKey: .overflows)
+            forwarded = try container.decodeIfPresent(Int.self, forKey: .forwarded) ?? 0
+        }
+    }
+
+    /// One DICOM destination's queue and last outcomes.
+    public struct Destination: Codable, Sendable {
+        public var name: String
+        public var address: String
+        public var queuedSeries: Int
+        public var queuedInstances: Int
+        public var sending: Bool
+        public var nextAttempt: Date?
+        /// Series set aside after their last retry (`<state>/dead-letter/<name>/`).
+        public var deadLetters: Int
+        public var instancesForwarded: Int
+        public var lastSuccess: Date?
+        public var lastError: String?
+        public var lastErrorTime: Date?
     }
 
     /// Where one configured study trigger stands across the studies the agent remembers.
@@ -230,6 +264,8 @@ public struct AgentStatus: Codable, Sendable {
     public var counters: Counters
     /// Nil in a status written before triggers were reported.
     public var triggers: [Trigger]?
+    /// Nil in a status written before forwarding existed.
+    public var destinations: [Destination]?
 }
 
 /// What `mrsort status` shows of a DICOM receiver: written by `mrsort receive` every few seconds.

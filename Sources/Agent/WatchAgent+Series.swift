@@ -108,6 +108,7 @@ extension WatchAgent {
         decisions[key.series] = decision
         placements[key.series] = Placement(time: Date(), files: Set(result.placed).union(relabelled ? [] : placements[key.series]?.files ?? []))
         try? decisionLog.append(decision)
+        queueForwarding(decision, key: key, files: result.placed, replacing: relabelled)
         if first { counters.seriesClassified += 1 }
         if decision.review { counters.review += first ? 1 : 0 }
         // A relabel moves files already counted as delivered.

@@ -108,7 +108,7 @@ extension WatchAgent {
         // firing or a failure (the counters), a command's start or end. The per-trigger tally walks
         // every remembered study, so it is made only for a write, not at every tick.
         let signature = "\(counters)|\(tracker.pending.count)|\(tracker.pending.values.map(\.files.count).reduce(0, +))|\(inFlight.count)|\(recent.first?.time ?? .distantPast)"
-            + "|\(runningTriggers.count)"
+            + "|\(runningTriggers.count)|\(sending.count)|\(forwardQueue.all.count)"
         let due = signature != lastStatusSignature ? now.timeIntervalSince(lastStatus) >= 2 : now.timeIntervalSince(lastStatus) >= 60
         guard force || due else { return }
         lastStatus = now
@@ -122,7 +122,8 @@ extension WatchAgent {
             )
         }.sorted { $0.quietFor > $1.quietFor }
         let status = AgentStatus(pid: ProcessInfo.processInfo.processIdentifier, started: started, updated: now,
-                                 pending: pending, recent: recent, counters: counters, triggers: triggers)
+                                 pending: pending, recent: recent, counters: counters, triggers: triggers,
+                                 destinations: destinationStatus())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601

@@ -35,6 +35,8 @@ public actor WatchAgent {
         case stop
         /// A trigger command ended (its end line already written).
         case triggerEnded(TriggerRecord)
+        /// A send to a DICOM destination ended.
+        case forwarded(ForwardJob, StorageDestination.Report)
     }
 
     /// Where header reads, classification and file actions run: blocking, CPU- and disk-bound work
@@ -69,6 +71,11 @@ public actor WatchAgent {
     var runningTriggers: [pid_t: RunningTrigger] = [:]
     /// Which study triggers fired, and which start again after a failure.
     var triggerLedger = TriggerLedger()
+    /// Sorted series waiting for DICOM destinations (on disk), the send in progress per
+    /// destination, and what each destination did since the start.
+    var forwardQueue: ForwardQueue
+    var sending: [String: ForwardJob] = [:]
+    var forwardStanding: [String: ForwardStanding] = [:]
 
     var tracker = SeriesTracker()
     /// Files whose headers are being read, by the stamp they had.
@@ -146,6 +153,7 @@ public actor WatchAgent {
         decisionLog = try JSONLinesLog(path: state.decisions)
         triggerLog = try JSONLinesLog(path: state.triggers)
         correctionLog = try JSONLinesLog(path: state.corrections)
+        forwardQueue = try ForwardQueue(state: state)
         (events, continuation) = AsyncStream.makeStream(of: Event.self)
     }
 
@@ -188,6 +196,12 @@ public actor WatchAgent {
                                           sourceStamp: FileSystem.stamp(source).flatMap { $0 == recovery.intent.sourceStamp ? $0 : nil }))
         }
         restoreState()
+        for file in forwardQueue.load() {
+            logger.error("forwarding job cannot be read; left in place", metadata: ["file": "\(file)"])
+        }
+        if !forwardQueue.all.isEmpty {
+            logger.notice("series waiting to be forwarded", metadata: ["series": "\(forwardQueue.all.count)"])
+        }
         try startWatching()
         rescan()
         let ticker = Task { [continuation] in
@@ -232,6 +246,7 @@ public actor WatchAgent {
                 dispatchQuiescent(now: Date())
             case .reload: reloadConfiguration()
             case .triggerEnded(let record): triggerEnded(record)
+            case .forwarded(let job, let report): forwarded(job, report)
             case .stop:
                 if !stopping {
                     stopping = true
@@ -251,6 +266,7 @@ public actor WatchAgent {
         quarantineUnreadable(now: now)
         dispatchQuiescent(now: now)
         fireTriggers(now: now)
+        forwardDue(now: now)
         stopOverdueTriggers(now: now)
         applyRelabelRequests()
         removeEmptiedFolders(now: now)
@@ -302,7 +318,8 @@ public actor WatchAgent {
 }
 
 extension JSONDecoder {
-    static var iso8601: JSONDecoder {
+    /// A decoder for the state directory's records (ISO 8601 dates).
+    public static var iso8601: JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
         return decoder

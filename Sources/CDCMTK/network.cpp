@@ -332,11 +332,7 @@ extern "C" mrs_status mrs_send_files(const mrs_send_options *options, const char
             added += 1;
         }
         if (added == 0) return MRS_OK;
-        OFCondition condition = scu.initNetwork();
-        if (condition.bad()) {
-            setMessage(message, message_size, std::string("network: ") + condition.text());
-            return MRS_UNREADABLE;
-        }
+        OFCondition condition;
         const std::string peer = std::string(options->called_ae_title) + "@" + options->host + ":" + std::to_string(options->port);
         // More SOP classes × transfer syntaxes than one association's 128 presentation contexts
         // take several associations; one that sends nothing new ends the loop.
@@ -344,6 +340,12 @@ extern "C" mrs_status mrs_send_files(const mrs_send_options *options, const char
             condition = scu.addPresentationContexts();
             if (condition.bad()) {
                 setMessage(message, message_size, "presentation contexts for " + peer + ": " + condition.text());
+                return MRS_UNREADABLE;
+            }
+            // DcmSCU checks the presentation contexts when the network is set up: once per association.
+            condition = scu.initNetwork();
+            if (condition.bad()) {
+                setMessage(message, message_size, std::string("network: ") + condition.text());
                 return MRS_UNREADABLE;
             }
             condition = scu.negotiateAssociation();

@@ -114,14 +114,12 @@ struct Status: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        let status = try decoder.decode(AgentStatus.self, from: data)
+        let status = try JSONDecoder.iso8601.decode(AgentStatus.self, from: data)
         let running = kill(status.pid, 0) == 0
         let age = Date().timeIntervalSince(status.updated)
         print("agent: pid \(status.pid) \(running ? "running" : "not running"), started \(status.started), status \(Int(age)) s old")
         let c = status.counters
-        print("files seen \(c.filesSeen), series classified \(c.seriesClassified), files delivered \(c.filesDelivered), review \(c.review), quarantined \(c.quarantined), triggers \(c.triggers), errors \(c.errors), inotify overflows \(c.overflows)")
+        print("files seen \(c.filesSeen), series classified \(c.seriesClassified), files delivered \(c.filesDelivered), review \(c.review), quarantined \(c.quarantined), triggers \(c.triggers), instances forwarded \(c.forwarded), errors \(c.errors), inotify overflows \(c.overflows)")
         print("\npending series: \(status.pending.count)")
         if !status.pending.isEmpty {
             // The series' whole UID, as in the decisions below: it is what a person pastes elsewhere.
@@ -138,6 +136,18 @@ struct Status: ParsableCommand {
                     c.sequence.rawValue + ($0.correctedBy == nil ? "" : " (corrected)"), c.orientation.rawValue,
                     String(format: "%.2f", c.confidence), $0.review ? "yes" : "", $0.folders.first ?? ""]
         }).render())
+        printReceivers(configuration)
+        if let destinations = status.destinations, !destinations.isEmpty {
+            let time = { (date: Date?) in date.map { ISO8601DateFormatter().string(from: $0) } ?? "-" }
+            print("\nDICOM destinations (queued: series and instances waiting; dead letters: series set aside after their last retry):")
+            let rows: [[String]] = destinations.map { (d: AgentStatus.Destination) -> [String] in
+                let error: String = d.lastError.map { time(d.lastErrorTime) + " " + $0 } ?? "-"
+                return [d.name, d.address, "\(d.queuedSeries) (\(d.queuedInstances))", d.sending ? "yes" : "", time(d.nextAttempt),
+                        String(d.instancesForwarded), String(d.deadLetters), time(d.lastSuccess), error]
+            }
+            print(TextTable(header: ["destination", "address", "queued", "sending", "next attempt", "forwarded", "dead letters", "last success", "last error"],
+                            rows: rows).render())
+        }
         let triggers = TriggerSummary.summarise(JSONLinesLog<TriggerRecord>.read(StateDirectory(configuration.stateDirectory).triggers),
                                                 live: running ? status.triggers ?? [] : [])
         if !triggers.isEmpty {
@@ -145,6 +155,27 @@ struct Status: ParsableCommand {
             print(TextTable(header: ["trigger", "waiting", "due", "running", "retrying", "fired", "succeeded", "failed", "interrupted", "late series", "last"],
                             rows: triggers.map(\.row)).render())
         }
+    }
+}
+
+extension Status {
+    /// The DICOM receivers of the configuration, from the status files `mrsort receive` writes.
+    func printReceivers(_ configuration: AgentConfiguration) {
+        guard !configuration.receivers.isEmpty else { return }
+        let folder = StateDirectory(configuration.stateDirectory).receivers
+        print("\nDICOM receivers (mrsort-receiver@NAME):")
+        print(TextTable(header: ["receiver", "listening", "associations", "refused", "instances", "failed", "MB", "since", "last error"],
+                        rows: configuration.receivers.map { receiver in
+            guard let data = FileManager.default.contents(atPath: folder + "/" + receiver.name + ".json"),
+                  let status = try? JSONDecoder.iso8601.decode(ReceiverStatus.self, from: data) else {
+                return [receiver.name, "never started", "-", "-", "-", "-", "-", "-", "-"]
+            }
+            let running = status.listening && kill(status.pid, 0) == 0
+            let c = status.counters
+            return [receiver.name, running ? "\(status.aeTitle):\(status.port) pid \(status.pid)" + (c.associationsActive > 0 ? ", \(c.associationsActive) active" : "") : "no",
+                    String(c.associationsAccepted), String(c.associationsRefused), String(c.instancesReceived), String(c.instancesFailed),
+                    String(c.bytesReceived >> 20), ISO8601DateFormatter().string(from: status.started), status.lastError ?? "-"]
+        }).render())
     }
 }
 
