@@ -257,7 +257,9 @@ struct ConfigurationDecoder {
     /// `- pacs` (every series) or `- {destination: pacs, classes: [flair_3d, t1_3d_pre]}`.
     private mutating func decodeForwardRoute(_ node: YAMLNode) -> ForwardRoute? {
         if case .scalar = node {
-            return string(node, "forward").map { ForwardRoute(destination: $0, classes: []) }
+            guard let destination = string(node, "forward") else { return nil }
+            destinationLocations[destination] = destinationLocations[destination] ?? node.location
+            return ForwardRoute(destination: destination, classes: [])
         }
         guard let fields = mapping(node, keys: ["destination", "classes"], context: "a forward entry") else { return nil }
         let before = problems.count

@@ -12,14 +12,14 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmnet/diutil.h>
-#include <dcmtk/dcmnet/dstorscu.h>
+#include <dcmtk/dcmnet/scu.h>
 #include <dcmtk/dcmnet/scppool.h>
 #include <dcmtk/dcmnet/scpthrd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -207,21 +207,30 @@ OFCondition addStoragePresentationContexts(DcmSCPConfig &config) {
     return condition;
 }
 
-/// A storage SCU that keeps the response status of each file it sends.
-class RecordingStorageSCU : public DcmStorageSCU {
-public:
-    std::map<std::string, size_t> indexOf;
-    uint16_t *statuses = nullptr;
-    size_t sentNow = 0;
-
-protected:
-    void notifySOPInstanceSent(const TransferEntry &entry) override {
-        const auto found = indexOf.find(std::string(entry.Filename.getCharPointer() == nullptr ? "" : entry.Filename.getCharPointer()));
-        if (found == indexOf.end()) return;
-        statuses[found->second] = entry.RequestSent ? entry.ResponseStatusCode : MRS_SEND_NOT_SENT;
-        if (entry.RequestSent) sentNow += 1;
-    }
+/// A file to send: its SOP class and instance and the transfer syntax it is stored in.
+struct Outgoing {
+    size_t index;
+    std::string sopClass;
+    std::string transferSyntax;
 };
+
+/// Reads what the association needs from a file's meta header (else its dataset), without
+/// loading large values.
+bool describe(const char *path, size_t index, Outgoing &out) {
+    DcmFileFormat format;
+    if (format.loadFile(OFFilename(path), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad()) return false;
+    OFString sopClass, sopInstance;
+    if (format.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, sopClass).bad() || sopClass.empty()) {
+        format.getDataset()->findAndGetOFString(DCM_SOPClassUID, sopClass);
+    }
+    if (format.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPInstanceUID, sopInstance).bad() || sopInstance.empty()) {
+        format.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, sopInstance);
+    }
+    const DcmXfer xfer(format.getDataset()->getOriginalXfer());
+    if (sopClass.empty() || sopInstance.empty() || xfer.getXfer() == EXS_Unknown) return false;
+    out = Outgoing{index, sopClass.c_str(), xfer.getXferID()};
+    return true;
+}
 
 } // namespace
 
@@ -305,45 +314,58 @@ extern "C" mrs_status mrs_send_files(const mrs_send_options *options, const char
             return MRS_INVALID_ARGUMENT;
         }
         mrs_initialize();
-        RecordingStorageSCU scu;
-        scu.statuses = statuses;
-        const Uint32 timeout = options->timeout_seconds == 0 ? 60 : options->timeout_seconds;
-        scu.setAETitle(options->calling_ae_title);
-        scu.setPeerHostName(options->host);
-        scu.setPeerPort(options->port);
-        scu.setPeerAETitle(options->called_ae_title);
-        scu.setACSETimeout(timeout);
-        scu.setDIMSETimeout(timeout);
-        scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
-        scu.setConnectionTimeout(Sint32(timeout));
-        scu.setHaltOnUnsuccessfulStoreMode(OFFalse);
-        size_t added = 0;
+        std::vector<Outgoing> pending;
         for (size_t i = 0; i < count; ++i) {
             statuses[i] = MRS_SEND_NOT_SENT;
-            if (paths[i] == nullptr) {
+            Outgoing item;
+            if (paths[i] == nullptr || !describe(paths[i], i, item)) {
                 statuses[i] = MRS_SEND_UNREADABLE;
                 continue;
             }
-            if (scu.addDicomFile(OFFilename(paths[i]), ERM_fileOnly, OFFalse).bad()) {
-                statuses[i] = MRS_SEND_UNREADABLE;
-                continue;
-            }
-            scu.indexOf[paths[i]] = i;
-            added += 1;
+            pending.push_back(item);
         }
-        if (added == 0) return MRS_OK;
-        OFCondition condition;
+        const Uint32 timeout = options->timeout_seconds == 0 ? 60 : options->timeout_seconds;
         const std::string peer = std::string(options->called_ae_title) + "@" + options->host + ":" + std::to_string(options->port);
-        // More SOP classes × transfer syntaxes than one association's 128 presentation contexts
-        // take several associations; one that sends nothing new ends the loop.
-        while (scu.getNumberOfSOPInstancesToBeSent() > 0) {
-            condition = scu.addPresentationContexts();
-            if (condition.bad()) {
-                setMessage(message, message_size, "presentation contexts for " + peer + ": " + condition.text());
-                return MRS_UNREADABLE;
+        while (!pending.empty()) {
+            // Each file is proposed in its own transfer syntax, alone, so that a destination that
+            // accepts it receives the bytes as stored; a second context per SOP class offers the
+            // uncompressed syntaxes (converted to) for one that does not. 128 contexts at most per
+            // association: files of further kinds wait for the next one.
+            std::vector<std::pair<std::string, std::string>> kinds;
+            std::vector<std::string> classes;
+            std::vector<Outgoing> batch, later;
+            for (const auto &item : pending) {
+                const auto kind = std::make_pair(item.sopClass, item.transferSyntax);
+                const bool knownKind = std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
+                const bool knownClass = std::find(classes.begin(), classes.end(), item.sopClass) != classes.end();
+                if (!knownKind && kinds.size() + classes.size() + (knownClass ? 1 : 2) > 128) {
+                    later.push_back(item);
+                    continue;
+                }
+                if (!knownKind) kinds.push_back(kind);
+                if (!knownClass) classes.push_back(item.sopClass);
+                batch.push_back(item);
             }
-            // DcmSCU checks the presentation contexts when the network is set up: once per association.
-            condition = scu.initNetwork();
+            DcmSCU scu;
+            scu.setAETitle(options->calling_ae_title);
+            scu.setPeerHostName(options->host);
+            scu.setPeerPort(options->port);
+            scu.setPeerAETitle(options->called_ae_title);
+            scu.setACSETimeout(timeout);
+            scu.setDIMSETimeout(timeout);
+            scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+            scu.setConnectionTimeout(Sint32(timeout));
+            scu.setDatasetConversionMode(OFTrue);
+            OFList<OFString> uncompressed;
+            uncompressed.push_back(UID_LittleEndianExplicitTransferSyntax);
+            uncompressed.push_back(UID_LittleEndianImplicitTransferSyntax);
+            for (const auto &kind : kinds) {
+                OFList<OFString> own;
+                own.push_back(kind.second.c_str());
+                scu.addPresentationContext(kind.first.c_str(), own);
+            }
+            for (const auto &sopClass : classes) scu.addPresentationContext(sopClass.c_str(), uncompressed);
+            OFCondition condition = scu.initNetwork();
             if (condition.bad()) {
                 setMessage(message, message_size, std::string("network: ") + condition.text());
                 return MRS_UNREADABLE;
@@ -353,18 +375,25 @@ extern "C" mrs_status mrs_send_files(const mrs_send_options *options, const char
                 setMessage(message, message_size, "association with " + peer + " failed: " + condition.text());
                 return MRS_UNREADABLE;
             }
-            scu.sentNow = 0;
-            condition = scu.sendSOPInstances();
-            if (condition.bad()) {
-                setMessage(message, message_size, "sending to " + peer + " failed: " + condition.text());
-                scu.abortAssociation();
-                return MRS_UNREADABLE;
+            for (const auto &item : batch) {
+                T_ASC_PresentationContextID context = scu.findPresentationContextID(item.sopClass.c_str(), item.transferSyntax.c_str());
+                if (context == 0) context = scu.findAnyPresentationContextID(item.sopClass.c_str(), item.transferSyntax.c_str());
+                if (context == 0) {
+                    // Refused: SOP Class not supported (PS3.4 Table B.2-1).
+                    statuses[item.index] = 0x0122;
+                    continue;
+                }
+                Uint16 response = 0;
+                condition = scu.sendSTORERequest(context, OFFilename(paths[item.index]), nullptr, response);
+                if (condition.bad()) {
+                    setMessage(message, message_size, "sending to " + peer + " failed: " + condition.text());
+                    scu.abortAssociation();
+                    return MRS_UNREADABLE;
+                }
+                statuses[item.index] = response;
             }
             scu.releaseAssociation();
-            if (scu.sentNow == 0) {
-                setMessage(message, message_size, peer + " accepted no presentation context for the instances left");
-                return MRS_UNREADABLE;
-            }
+            pending.swap(later);
         }
         return MRS_OK;
     });

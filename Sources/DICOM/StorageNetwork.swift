@@ -192,7 +192,8 @@ public struct StorageDestination: Sendable, Equatable, CustomStringConvertible {
         public var error: String?
     }
 
-    /// Sends the files (blocking), over as many associations as their SOP classes need.
+    /// Sends the files (blocking), over as many associations as their SOP classes need, each in
+    /// the transfer syntax it is stored in where the destination accepts that.
     public func send(_ paths: [String]) -> Report {
         var statuses = [UInt16](repeating: UInt16(MRS_SEND_NOT_SENT), count: paths.count)
         var message = [CChar](repeating: 0, count: 512)

@@ -114,6 +114,82 @@ struct ConfigurationTests {
         #expect(found.contains("14:32: maximum_log_megabytes: 0 is outside 1…4096"), "\(found)")
     }
 
+    @Test("DICOM receivers, destinations and forward routes: defaults, and bad values with their positions")
+    func dicomNode() throws {
+        let good = try AgentConfiguration.parse("""
+        rules:
+          - name: mri
+            watch: /in
+            action: move
+            output: /out
+            quarantine: /q
+            forward:
+              - pacs
+              - {destination: lesions, classes: [flair_3d, t1_3d_pre]}
+        receivers:
+          - name: scanner
+            ae_title: MRSORT
+            folder: /in
+        destinations:
+          - {name: pacs, host: pacs.example.org, port: 104, called_ae_title: PACS}
+          - {name: lesions, host: 10.0.0.5, port: 11113, called_ae_title: LESIONS, calling_ae_title: SORTER, retries: 2, retry_seconds: 60}
+        """, file: "test.yaml", checkFolders: false)
+        let receiver = try #require(good.receivers.first)
+        #expect(receiver.port == 11112 && receiver.allowedCallingAETitles.isEmpty && receiver.maximumAssociations == 4)
+        #expect(receiver.staging == "/in/.receiving-scanner")
+        #expect(good.warnings.contains { $0.contains("receiver \"scanner\": no allowed_calling_ae_titles") })
+        #expect(good.destinations.map(\.callingAETitle) == ["MRSORT", "SORTER"])
+        #expect(good.destinations.map(\.retries) == [10, 2])
+        let routes = try #require(good.rules.first?.forward)
+        #expect(routes == [ForwardRoute(destination: "pacs", classes: []), ForwardRoute(destination: "lesions", classes: [.flair3D, .t13DPre])])
+        #expect(routes[1].forwards(.flair3D) && !routes[1].forwards(.t2) && routes[0].forwards(.t2))
+
+        let found = problems("""
+        rules:
+          - name: mri
+            watch: /in
+            recursive: false
+            action: move
+            output: /out
+            quarantine: /q
+            forward:
+              - archive
+              - {destination: pacs, classes: [flair_4d]}
+        receivers:
+          - name: scanner one
+            ae_title: A_TITLE_LONGER_THAN_16
+            port: 70000
+            folder: /in/sub
+            allowed_calling_ae_titles: ['BAD\\AE']
+          - name: second
+            ae_title: MRSORT
+            folder: /elsewhere
+            allowed_calling_ae_titles: [SCANNER]
+        destinations:
+          - {name: pacs, host: "", port: 104, called_ae_title: PACS}
+        """)
+        #expect(found.contains { $0.hasPrefix("10:39: classes: unknown sequence class \"flair_4d\"") })
+        #expect(found.contains { $0.hasPrefix("12:11: name: \"scanner one\" must be 1–64 letters") })
+        #expect(found.contains { $0.hasPrefix("13:15: ae_title: AE title \"A_TITLE_LONGER_THAN_16\" is longer than 16 characters") })
+        #expect(found.contains { $0.hasPrefix("14:11: port: 70000 is outside 1…65535") })
+        #expect(found.contains { $0.hasPrefix("16:33: allowed_calling_ae_titles: AE title \"BAD\\AE\" holds") })
+        #expect(found.contains { $0.hasPrefix("19:13: receiver \"second\": folder /elsewhere is not watched by any rule") })
+        #expect(found.contains { $0.hasPrefix("22:24: host: \"\" is not a host name or address") })
+        #expect(found.count == 7, "\(found)")
+        // A route to a destination that is not configured (checked once the rule itself decodes).
+        #expect(problems("""
+        rules:
+          - name: mri
+            watch: /in
+            action: move
+            output: /out
+            quarantine: /q
+            forward: [archive]
+        destinations:
+          - {name: pacs, host: pacs, port: 104, called_ae_title: PACS}
+        """) == ["7:15: rule \"mri\": forward: no destination named \"archive\"; destinations: pacs"])
+    }
+
     @Test("YAML syntax errors carry the parser's position")
     func syntax() {
         let found = problems("rules:\n  - name: a\n    watch: [/in\n")

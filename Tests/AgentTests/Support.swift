@@ -57,3 +57,58 @@ func allFiles(under folder: String) -> [String] {
     }
     return result.sorted()
 }
+
+// The DICOM peers of the network tests; the same helpers as DICOMTests/Support.swift (test targets share no code).
+
+/// A TCP port nothing listens on now (the kernel's pick; released at once, so it may rarely be taken meanwhile).
+func freePort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EADDRNOTAVAIL) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw POSIXError(.EADDRNOTAVAIL) }
+    return UInt16(bigEndian: address.sin_port)
+}
+
+/// The bytes of a DICOM file's dataset: what follows the preamble, "DICM" and the meta header
+/// (whose length is in its first element, (0002,0000) UL, explicit VR).
+func datasetBytes(_ path: String) throws -> Data {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    guard data.count > 144, data[128..<132] == Data("DICM".utf8) else { throw POSIXError(.EINVAL) }
+    let length = data[140..<144].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+    return data[(144 + length)...]
+}
+
+/// A process started in the background (a DCMTK tool playing the peer), stopped by `stop()`.
+final class BackgroundProcess {
+    let process = Process()
+    let log: String
+
+    init(_ tool: String, _ arguments: [String], log: String) throws {
+        self.log = log
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [tool] + arguments
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+    }
+
+    /// SIGKILL: a child of the test runner may inherit a blocked SIGTERM.
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}

@@ -80,7 +80,9 @@ typedef struct mrs_send_options {
 #define MRS_SEND_UNREADABLE 0xFFFEu
 
 /**
- * Sends the files over as many associations as their SOP classes and transfer syntaxes need.
+ * Sends the files over as many associations as their SOP classes and transfer syntaxes need. Each
+ * file is proposed in the transfer syntax it is stored in (so a destination that accepts it gets
+ * the stored bytes), with explicit and implicit little endian as a converted fallback.
  * statuses[i] receives the DIMSE status of file i's C-STORE response (0x0000 success, 0xB...
  * warning, others failure) or MRS_SEND_NOT_SENT / MRS_SEND_UNREADABLE. Returns MRS_OK when every
  * association was negotiated and released, otherwise the first failure (peer unreachable,
