@@ -121,6 +121,13 @@ protected:
         if (message->CommandField == DIMSE_C_ECHO_RQ) echoes.fetch_add(1);
         if (message->CommandField != DIMSE_C_STORE_RQ) return DcmThreadSCP::handleIncomingCommand(message, info);
         T_DIMSE_C_StoreRQ &request = message->msg.CStoreRQ;
+        // Already below the floor: the association is aborted before anything is written (a
+        // C-STORE cannot be answered before its dataset is read); the sender retries later.
+        if (belowFreeSpaceFloor()) {
+            failed.fetch_add(1);
+            report(true, std::string("C-STORE of ") + request.AffectedSOPInstanceUID + " refused, association aborted: less than minimum_free_megabytes free in " + settings.folder);
+            return makeOFCondition(OFM_dcmnet, 1000, OF_error, "insufficient free space");
+        }
         const std::string part = settings.staging + "/" + std::to_string(::getpid()) + "-" + std::to_string(stagingSerial.fetch_add(1)) + ".part";
         OFCondition condition = receiveSTORERequest(request, info.presentationContextID, OFString(part.c_str()));
         if (condition.bad()) {
@@ -138,10 +145,14 @@ private:
     uint64_t associationInstances = 0;
 
     /// Syncs the received file and links it into the folder under a name not yet taken.
-    Uint16 place(const std::string &part, const char *uid) {
+    static bool belowFreeSpaceFloor() {
         struct statvfs space;
-        if (::statvfs(settings.folder.c_str(), &space) == 0
-            && uint64_t(space.f_bavail) * uint64_t(space.f_frsize) < settings.minimumFreeBytes) {
+        return ::statvfs(settings.folder.c_str(), &space) == 0
+            && uint64_t(space.f_bavail) * uint64_t(space.f_frsize) < settings.minimumFreeBytes;
+    }
+
+    Uint16 place(const std::string &part, const char *uid) {
+        if (belowFreeSpaceFloor()) {
             ::unlink(part.c_str());
             failed.fetch_add(1);
             report(true, std::string("C-STORE of ") + uid + " refused: less than minimum_free_megabytes free in " + settings.folder);

@@ -84,9 +84,38 @@ import Testing
         #expect(try datasetBytes(folder + "/" + uids[0] + "~1.dcm") == datasetBytes(folder + "/" + uids[0] + ".dcm"))
         #expect(StorageReceiver.counters.instancesReceived == UInt64(files.count + 1))
 
+        // A hostile SOP Instance UID never becomes a path: the instance gets a generated name in the folder.
+        let hostile = try Fixtures.copy(files[0], into: root, as: "hostile.dcm")
+        try Tool.run("dcmodify", ["-nb", "-m", "(0008,0018)=../../escape", hostile])
+        try Tool.run("storescu", ["-aet", "SCANNER", "-aec", "MRSORT", "127.0.0.1", String(port), hostile])
+        let generated = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("instance-") }
+        #expect(generated.count == 1 && generated[0].hasSuffix(".dcm"), "\(generated)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).sorted() == ["hostile.dcm", "incoming"])
+
         StorageReceiver.stop()
         #expect(events.waitForFinish(seconds: 10), "the receiver returns from run() after stop()")
         #expect(!events.all.contains { $0.1.hasPrefix("run failed") }, "\(events.all)")
+
+        // A file system below minimum_free_megabytes: nothing is written, the sender is told.
+        let full = StorageReceiver(aeTitle: "MRSORT", port: port, allowedCallingAETitles: [], folder: folder, staging: folder + "/.receiving-test",
+                                   minimumFreeBytes: UInt64.max, timeoutSeconds: 10)
+        let before = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+        let fullEvents = EventLog()
+        Thread {
+            try? full.run { isError, message in fullEvents.append((isError, message)) }
+            fullEvents.finish()
+        }.start()
+        var refusedForSpace = false
+        for _ in 0..<50 where !refusedForSpace {
+            try await Task.sleep(nanoseconds: 100_000_000)
+            refusedForSpace = (try? Tool.run("storescu", ["-aet", "SCANNER", "-aec", "MRSORT", "127.0.0.1", String(port), files[1]])) == nil
+                && fullEvents.all.contains { $0.1.contains("less than minimum_free_megabytes") }
+        }
+        #expect(refusedForSpace, "\(fullEvents.all)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder + "/.receiving-test").isEmpty)
+        StorageReceiver.stop()
+        #expect(fullEvents.waitForFinish(seconds: 10))
     }
 
     @Test func senderDeliversEveryInstanceToAStorageSCP() throws {
