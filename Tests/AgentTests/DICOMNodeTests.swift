@@ -1,7 +1,5 @@
-import Classification
 import DICOM
 import Foundation
-import Logging
 import Testing
 @testable import Agent
 
@@ -49,9 +47,7 @@ struct DICOMNodeTests {
         try text.write(toFile: root + "/mrsort.yaml", atomically: true, encoding: .utf8)
         let receiver = try BackgroundProcess(Paths.mrsort, ["receive", "scanner", "--config", root + "/mrsort.yaml"], log: root + "/receiver.log")
         defer { receiver.stop() }
-        let agent = try WatchAgent(configuration: try AgentConfiguration.parse(text, file: "test.yaml"), configurationPath: nil,
-                                   classifier: try SeriesClassifier(modelDirectory: Paths.models), logger: Logger(label: "test"))
-        let running = Task { try await agent.run() }
+        let (agent, running) = try AgentFeatureTests.agent(root, text)
         defer {
             agent.stop()
             running.cancel()
@@ -127,9 +123,7 @@ struct DICOMNodeTests {
         destinations:
           - {name: pacs, host: 127.0.0.1, port: \(try freePort()), called_ae_title: PACS, retries: 1, retry_seconds: 1, timeout_seconds: 2}
         """
-        let agent = try WatchAgent(configuration: try AgentConfiguration.parse(text, file: "test.yaml"), configurationPath: nil,
-                                   classifier: try SeriesClassifier(modelDirectory: Paths.models), logger: Logger(label: "test"))
-        let running = Task { try await agent.run() }
+        let (agent, running) = try AgentFeatureTests.agent(root, text)
         defer {
             agent.stop()
             running.cancel()
