@@ -115,7 +115,7 @@ struct Status: ParsableCommand {
             return
         }
         let status = try JSONDecoder.iso8601.decode(AgentStatus.self, from: data)
-        let running = kill(status.pid, 0) == 0
+        let running = Self.exists(status.pid)
         let age = Date().timeIntervalSince(status.updated)
         print("agent: pid \(status.pid) \(running ? "running" : "not running"), started \(status.started), status \(Int(age)) s old")
         let c = status.counters
@@ -159,6 +159,12 @@ struct Status: ParsableCommand {
 }
 
 extension Status {
+    /// Whether a process exists: signal 0 checks without sending; EPERM means it exists but
+    /// belongs to another user (the service's, seen by a member of group mrsort).
+    static func exists(_ pid: Int32) -> Bool {
+        kill(pid, 0) == 0 || errno == EPERM
+    }
+
     /// The DICOM receivers of the configuration, from the status files `mrsort receive` writes.
     func printReceivers(_ configuration: AgentConfiguration) {
         guard !configuration.receivers.isEmpty else { return }
@@ -170,7 +176,7 @@ extension Status {
                   let status = try? JSONDecoder.iso8601.decode(ReceiverStatus.self, from: data) else {
                 return [receiver.name, "never started", "-", "-", "-", "-", "-", "-", "-"]
             }
-            let running = status.listening && kill(status.pid, 0) == 0
+            let running = status.listening && Status.exists(status.pid)
             let c = status.counters
             return [receiver.name, running ? "\(status.aeTitle):\(status.port) pid \(status.pid)" + (c.associationsActive > 0 ? ", \(c.associationsActive) active" : "") : "no",
                     String(c.associationsAccepted), String(c.associationsRefused), String(c.instancesReceived), String(c.instancesFailed),
@@ -233,7 +239,7 @@ struct TriggerSummary {
             byName[record.trigger] = summary
         }
         if live.isEmpty {
-            for (pid, record) in started where kill(pid, 0) == 0 { byName[record.trigger]?.running.append("pid \(pid)") }
+            for (pid, record) in started where Status.exists(pid) { byName[record.trigger]?.running.append("pid \(pid)") }
         }
         for trigger in live {
             var summary = byName[trigger.name] ?? TriggerSummary(name: trigger.name)
