@@ -13,7 +13,7 @@
 #
 # The version has one source: the `version:` of mrsort's CommandConfiguration, read back
 # from the built binary (`mrsort --version`). Depends: is computed by dpkg-shlibdeps from the
-# binary's dynamic libraries. The maintainer scripts, unit, sysusers/tmpfiles entries and
+# binary's dynamic libraries. The maintainer scripts, units, sysusers/tmpfiles entries and
 # generator are the files beside this script; packaging/README.md explains each choice.
 set -euo pipefail
 
@@ -87,6 +87,8 @@ install -D -m 0644 "$config" "$root/etc/mrsort/mrsort.yaml"
 # Bookworm's systemd and debhelper keep units under /lib (the /usr-merge moratorium);
 # sysusers.d and tmpfiles.d entries go to /usr/lib as dh_installsysusers/dh_installtmpfiles put them.
 install -D -m 0644 "$here/mrsort.service" "$root/lib/systemd/system/mrsort.service"
+# The DICOM receivers' template unit: instances (mrsort-receiver@NAME) are the admin's to enable.
+install -D -m 0644 "$here/mrsort-receiver@.service" "$root/lib/systemd/system/mrsort-receiver@.service"
 install -D -m 0755 "$here/mrsort-folders-generator" \
     "$root/lib/systemd/system-generators/mrsort-folders-generator"
 install -D -m 0644 "$here/mrsort.sysusers" "$root/usr/lib/sysusers.d/mrsort.conf"

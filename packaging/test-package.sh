@@ -12,9 +12,15 @@
 #     CI: the test plays its part, a notify socket with $WATCHDOG_USEC), drop a real series
 #     into /var/lib/mrsort/incoming, reload with SIGHUP while it is pending, and check that
 #     it is sorted with every file intact; SIGTERM must exit 0;
+#  4a. run the installed receiver (`mrsort receive`) the same way with the packaged config plus
+#     a receivers: entry, send it a real series from this host with storescu, and check the
+#     files, the refused AE titles, the status file, the watchdog and the exit on SIGTERM;
 #  4b. where systemd-nspawn can boot the root: mrsort.service under a real systemd (started
 #     at boot after READY=1, generator drop-in, sandbox seen from inside, reload, journald
-#     priorities, stopped by apt-get remove, started by dpkg -i, exit 0 on stop);
+#     priorities, stopped by apt-get remove, started by dpkg -i, exit 0 on stop), and the
+#     receiver unit mrsort-receiver@scanner enabled there by `systemctl enable --now`: this host
+#     sends it a series over the shared network namespace, the agent sorts it and forwards it to
+#     a storescp on this host acting as the PACS, each instance once;
 #  5. reinstall over a locally edited conffile, remove, purge, and check what stays.
 #
 # Environment:
@@ -22,10 +28,14 @@
 #   MRSORT_REALDATA      real series (default ../shared/realdata beside the checkout)
 #   TEST_SERIES          series folder of MRSORT_REALDATA to sort (default below)
 #   TEST_BOOT_SERIES     the series the systemd probe drops (default below)
+#   TEST_RECEIVE_SERIES  the series sent by C-STORE to the receiver (default below)
+#   TEST_RECEIVER_PORT   the receiver's port (default 11112), on this host's loopback
+#   TEST_PACS_PORT       the stand-in PACS's port (default 11113), on this host's loopback
 #   DEB_OUT              build folder (default build/), also holds the cached root
 #   DEBIAN_MIRROR        for debootstrap (default http://deb.debian.org/debian)
 #   KEEP_TEST_ROOT=1     leave the installed root for a look afterwards
-# Needs root (chroot, mount), debootstrap, dpkg-dev, lintian, python3, network to the mirror.
+# Needs root (chroot, mount), debootstrap, dpkg-dev, lintian, python3, DCMTK's command-line
+# tools (storescu, storescp, dcmdump), network to the mirror.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,6 +44,9 @@ out=${DEB_OUT:-$repo/build}
 realdata=${MRSORT_REALDATA:-$repo/../shared/realdata}
 series=${TEST_SERIES:-dcm_qa_asl__S5_T1_mprage_ns_sag_p2_iso_1.0mm_192}
 boot_series=${TEST_BOOT_SERIES:-nichart_dicoms__S19_t1_MPRAGEcr_noGRAPPA}
+receive_series=${TEST_RECEIVE_SERIES:-example-dicom-structural__S401_anat-T1w}
+receiver_port=${TEST_RECEIVER_PORT:-11112}
+pacs_port=${TEST_PACS_PORT:-11113}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 failures=()
@@ -46,21 +59,45 @@ check() {
     local what=$1; shift
     if "$@"; then pass "$what"; else fail "$what"; fi
 }
+wait_for() {  # wait_for SECONDS COMMAND...: poll once a second
+    local deadline=$((SECONDS + $1)); shift
+    until "$@"; do [ "$SECONDS" -lt "$deadline" ] || return 1; sleep 1; done
+}
 
 [ "$(id -u)" -eq 0 ] || die "needs root (chroot, mount, package installation)"
 for tool in dpkg-deb lintian debootstrap python3 chroot; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install dpkg-dev lintian debootstrap python3)"
 done
+# The DICOM side: a sender, a stand-in PACS and an independent reader of what arrived.
+for tool in storescu storescp dcmdump; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install dcmtk)"
+done
 [ -d "$realdata/$series" ] || die "no real series at $realdata/$series (set MRSORT_REALDATA or TEST_SERIES)"
 [ -d "$realdata/$boot_series" ] || die "no real series at $realdata/$boot_series (set TEST_BOOT_SERIES)"
+[ -d "$realdata/$receive_series" ] || die "no real series at $realdata/$receive_series (set TEST_RECEIVE_SERIES)"
+# The receiver and the stand-in PACS listen on this host's loopback (the booted root shares it).
+port_free() { python3 -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null; }
+for port in "$receiver_port" "$pacs_port"; do
+    port_free "$port" || die "port $port is in use on this host (set TEST_RECEIVER_PORT / TEST_PACS_PORT)"
+done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mrsort-test-package.XXXXXX")
 root="$work/root"
 agent_pid=""
 listener_pid=""
+receiver_pid=""
+pacs_pid=""
+nspawn_pid=""
 cleanup() {
     [ -n "$agent_pid" ] && kill -KILL "$agent_pid" 2>/dev/null || true
+    [ -n "$receiver_pid" ] && kill -KILL "$receiver_pid" 2>/dev/null || true
     [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null || true
+    [ -n "$pacs_pid" ] && kill "$pacs_pid" 2>/dev/null || true
+    if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+        # timeout passes SIGTERM on; systemd-nspawn -b turns it into an orderly shutdown.
+        kill -TERM "$nspawn_pid" 2>/dev/null || true
+        wait_for 30 bash -c "! kill -0 $nspawn_pid 2>/dev/null" || kill -KILL "$nspawn_pid" 2>/dev/null || true
+    fi
     if mountpoint -q "$root/proc" 2>/dev/null; then umount "$root/proc" || umount -l "$root/proc" || true; fi
     if [ "${KEEP_TEST_ROOT:-0}" = 1 ]; then
         log "kept $work"
@@ -108,6 +145,7 @@ has_file() { awk '{print $1, $6}' <<<"$contents" | grep -Fxq -e "$1 ./$2"; }
 check "binary /usr/bin/mrsort (0755)"                has_file -rwxr-xr-x usr/bin/mrsort
 check "config /etc/mrsort/mrsort.yaml"               has_file -rw-r--r-- etc/mrsort/mrsort.yaml
 check "unit mrsort.service"                          has_file -rw-r--r-- lib/systemd/system/mrsort.service
+check "template unit mrsort-receiver@.service"       has_file -rw-r--r-- lib/systemd/system/mrsort-receiver@.service
 check "folder generator"                             has_file -rwxr-xr-x lib/systemd/system-generators/mrsort-folders-generator
 check "sysusers.d entry"                             has_file -rw-r--r-- usr/lib/sysusers.d/mrsort.conf
 check "tmpfiles.d entry"                             has_file -rw-r--r-- usr/lib/tmpfiles.d/mrsort.conf
@@ -208,6 +246,8 @@ done < <(grep -v '^[[:space:]]*#' "$extract/usr/lib/tmpfiles.d/mrsort.conf")
 
 check "mrsort.service enabled (multi-user.target.wants link)" \
     test -L "$root/etc/systemd/system/multi-user.target.wants/mrsort.service"
+check "no mrsort-receiver@ instance enabled by the package (the admin names and enables them)" \
+    test -z "$(find "$root/etc/systemd/system" -name 'mrsort-receiver@*' 2>/dev/null)"
 
 # The generator, run as systemd would: its drop-in must make every configured folder writable.
 in_root /lib/systemd/system-generators/mrsort-folders-generator \
@@ -225,6 +265,9 @@ else
 fi
 check "check-config --folders names the watched folder /var/lib/mrsort/incoming" \
     grep -Fxq /var/lib/mrsort/incoming <<<"$folders"
+# A template's drop-ins apply to each of its instances: every receiver gets the same paths.
+check "the generator wrote the same drop-in for mrsort-receiver@.service" \
+    cmp -s "$dropin" "$root/run/systemd/generator/mrsort-receiver@.service.d/50-folders.conf"
 
 # systemd-analyze verify: the unit with its drop-in, as the root's systemd would load it.
 # man-db lets verify check that Documentation=man:mrsort(1) resolves to the installed page.
@@ -240,6 +283,21 @@ if in_root sh -c 'command -v systemd-analyze' >/dev/null 2>&1; then
     sed 's/^/    verify: /' "$work/verify.log" >&2
     in_root systemd-analyze security --offline=yes /lib/systemd/system/mrsort.service 2>/dev/null \
         | tail -n 1 | sed 's/^/    security: /' >&2 || true
+    # The template as an instance (the path names one: verify loads mrsort-receiver@.service
+    # for it), with the generator's drop-in for the template.
+    if in_root env SYSTEMD_LOG_LEVEL=notice systemd-analyze verify /lib/systemd/system/mrsort-receiver@scanner.service \
+            > "$work/verify-receiver.log" 2>&1; then
+        pass "systemd-analyze verify mrsort-receiver@scanner.service"
+    else
+        fail "systemd-analyze verify mrsort-receiver@scanner.service"
+    fi
+    sed 's/^/    verify: /' "$work/verify-receiver.log" >&2
+    in_root systemd-analyze security --offline=yes /lib/systemd/system/mrsort-receiver@scanner.service 2>/dev/null \
+        | tail -n 1 | sed 's/^/    security: /' >&2 || true
+    # The receiver's sandbox is the agent's: the same options, line for line.
+    sandbox() { sed -n '/^# Sandbox/,/^\[Install\]/p' "$1" | grep -E '^[A-Za-z]+='; }
+    check "mrsort-receiver@.service has mrsort.service's sandbox options" \
+        test "$(sandbox "$root/lib/systemd/system/mrsort-receiver@.service")" = "$(sandbox "$root/lib/systemd/system/mrsort.service")"
 
     # The generator's quoting, as systemd parses it: folder names with a space, a '%' and a
     # '"' must reach ReadWritePaths= unchanged; a relative path is refused.
@@ -266,6 +324,26 @@ fi
 
 # ---------------------------------------------------------------------------------------
 log "4. run the installed agent as user mrsort"
+# systemd's side of Type=notify: a datagram socket at SOCKET (a path in the root) whose
+# messages (READY=1, WATCHDOG=1, ...) go to LOG with a timestamp. Sets listener_pid.
+start_notify_listener() {  # start_notify_listener SOCKET LOG
+    rm -f "$root$1"
+    python3 - "$root$1" "$2" <<'PY' &
+import os, socket, sys, time
+path, log = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+os.chmod(path, 0o666)
+with open(log, "a", buffering=1) as f:
+    while True:
+        data = s.recv(4096).decode(errors="replace")
+        for line in data.splitlines():
+            f.write(f"{time.monotonic():.3f} {line}\n")
+PY
+    listener_pid=$!
+    for _ in $(seq 50); do [ -S "$root$1" ] && break; sleep 0.1; done
+    : > "$2"
+}
 # `mrsort help X` and `mrsort X --help` exit 0 even for an unknown X: ask the help dump.
 has_subcommand() {
     in_root mrsort --experimental-dump-help 2>/dev/null | python3 -c '
@@ -296,21 +374,7 @@ print(r["sequence"], r["orientation"], r["confidence"])') || die "mrsort classif
     # systemd's side of Type=notify: a datagram socket the agent reports READY=1 and
     # WATCHDOG=1 to. WATCHDOG_USEC=2 s, so the agent must ping about every second.
     notify_log="$work/notify.log"
-    python3 - "$root/run/mrsort-test-notify" "$notify_log" <<'PY' &
-import os, socket, sys, time
-path, log = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(path)
-os.chmod(path, 0o666)
-with open(log, "a", buffering=1) as f:
-    while True:
-        data = s.recv(4096).decode(errors="replace")
-        for line in data.splitlines():
-            f.write(f"{time.monotonic():.3f} {line}\n")
-PY
-    listener_pid=$!
-    for _ in $(seq 50); do [ -S "$root/run/mrsort-test-notify" ] && break; sleep 0.1; done
-    : > "$notify_log"
+    start_notify_listener /run/mrsort-test-notify "$notify_log"
 
     agent_log="$work/agent.log"
     (
@@ -323,10 +387,6 @@ PY
     ) > "$agent_log" 2>&1 &
     agent_pid=$!
 
-    wait_for() {  # wait_for SECONDS COMMAND...: poll once a second
-        local deadline=$((SECONDS + $1)); shift
-        until "$@"; do [ "$SECONDS" -lt "$deadline" ] || return 1; sleep 1; done
-    }
     if wait_for 60 grep -q 'READY=1' "$notify_log"; then
         pass "agent reported READY=1 over \$NOTIFY_SOCKET"
     else
@@ -412,15 +472,197 @@ sys.exit(not (c["seriesClassified"] >= 1 and handled and recent))' "$n_files" "$
 fi
 
 # ---------------------------------------------------------------------------------------
+log "4a. run the installed receiver as user mrsort (mrsort receive)"
+# The packaged config as an admin extends it for a DICOM node: a receiver writing into the
+# watched folder (only the test's sender, TESTSCU, may store), and forwarding of every sorted
+# series to a PACS, stood in for by a storescp on this host.
+with_receiver() {  # with_receiver CONFIG → the extended config on stdout
+    python3 - "$1" "$receiver_port" "$pacs_port" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+receivers = f"""receivers:
+  - name: scanner
+    ae_title: MRSORT
+    port: {sys.argv[2]}
+    folder: /var/lib/mrsort/incoming
+    allowed_calling_ae_titles: [TESTSCU]
+    maximum_associations: 4
+    minimum_free_megabytes: 64
+    timeout_seconds: 30
+"""
+destinations = f"""destinations:
+  - name: pacs
+    host: 127.0.0.1
+    port: {sys.argv[3]}
+    called_ae_title: PACS
+    calling_ae_title: MRSORT
+    retries: 5
+    retry_seconds: 10
+    timeout_seconds: 30
+"""
+# The rule's `forward: []` (or, in a config without one, a new line after its triggers).
+if re.search(r"^    forward: \[\]$", text, re.M):
+    text = re.sub(r"^    forward: \[\]$", lambda m: "    forward: [pacs]", text, count=1, flags=re.M)
+elif not re.search(r"^    forward:", text, re.M):
+    text = re.sub(r"^    triggers: \[\]$", lambda m: m.group(0) + "\n    forward: [pacs]", text, count=1, flags=re.M)
+# The top-level `receivers: []` and `destinations: []`, or new keys at the end.
+for key, block in (("receivers", receivers), ("destinations", destinations)):
+    if re.search(rf"^{key}: \[\]$", text, re.M):
+        text = re.sub(rf"^{key}: \[\]\n", lambda m: block, text, count=1, flags=re.M)
+    elif not re.search(rf"^{key}:", text, re.M):
+        text += "\n" + block
+sys.stdout.write(text)
+PY
+}
+# What a receiver keeps of a sent file: its SOP Instance UID (the file's name) and its data set
+# (the receiver writes a file meta header of its own), read by DCMTK's dcmdump.
+sop_uid() { dcmdump -q +P SOPInstanceUID "$1" 2>/dev/null | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1; }
+dataset_sum() {
+    dcmdump -q +L "$1" 2>/dev/null | sed -n '/^# Dicom-Data-Set/,$p' | grep -v '^# Used TransferSyntax' \
+        | md5sum | cut -d' ' -f1
+}
+mapfile -t receive_files < <(find "$realdata/$receive_series" -type f | sort)
+n_receive=${#receive_files[@]}
+receive_uids=$(for f in "${receive_files[@]}"; do sop_uid "$f"; done | sort)
+receive_sums=$(for f in "${receive_files[@]}"; do dataset_sum "$f"; done | sort)
+[ "$(grep -c . <<<"$receive_uids")" -eq "$n_receive" ] || die "dcmdump read no SOP Instance UID from some file of $receive_series"
+incoming="$root/var/lib/mrsort/incoming"
+# Where the agent will put the series: review when the packaged models' confidence is under the
+# config's minimum (as step 4 decides for its series).
+in_root rm -rf /tmp/expect-receive
+in_root install -d -m 0755 /tmp/expect-receive
+cp "${receive_files[@]}" "$root/tmp/expect-receive/"
+chmod -R a+rX "$root/tmp/expect-receive"
+receive_confidence=$(as_mrsort mrsort classify /tmp/expect-receive --json 2>/dev/null | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+rows = rows.get("series", rows) if isinstance(rows, dict) else rows
+assert len(rows) == 1, f"expected one series, got {len(rows)}"
+print(rows[0]["confidence"])') || die "mrsort classify --json on $receive_series failed"
+receive_minimum=$(sed -n 's/^ *minimum_confidence: *\([0-9.]*\).*/\1/p' "$root/etc/mrsort/mrsort.yaml" | head -n 1)
+receive_destination=sorted
+python3 -c "import sys; sys.exit(not float('$receive_confidence') < float('$receive_minimum'))" && receive_destination=review
+log "series $receive_series: confidence $receive_confidence → expected in /var/lib/mrsort/$receive_destination once received"
+received_uids() {  # received_uids FOLDER: the SOP Instance UIDs named by the .dcm files there
+    find "$1" -type f -name '*.dcm' -printf '%f\n' | sed 's/\.dcm$//' | sort
+}
+
+# The receiver's status file after one association with every file of the series.
+receiver_status_is() {  # receiver_status_is LISTENING(true|false) REFUSED_ASSOCIATIONS
+    python3 - "$root/var/lib/mrsort/state/receivers/scanner.json" "$n_receive" "$1" "$2" 2>/dev/null <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+c = s["counters"]
+sys.exit(not (s["listening"] == (sys.argv[3] == "true") and c["instancesReceived"] == int(sys.argv[2])
+              and c["instancesFailed"] == 0 and c["associationsAccepted"] == 1
+              and c["associationsRefused"] == int(sys.argv[4])))
+PY
+}
+
+if ! has_subcommand receive; then
+    fail "WAITING: this build has no 'mrsort receive'; the receiver cannot run yet"
+else
+    with_receiver "$root/etc/mrsort/mrsort.yaml" > "$root/tmp/receive.yaml"
+    chmod 0644 "$root/tmp/receive.yaml"
+    check "test config: 'forward: [pacs]' added to the packaged rule" \
+        grep -Fxq '    forward: [pacs]' "$root/tmp/receive.yaml"
+    check "installed check-config accepts the packaged config plus a receiver and forwarding" \
+        as_mrsort mrsort check-config /tmp/receive.yaml
+
+    # As mrsort-receiver@scanner would run it: user mrsort, UMask=0027, $NOTIFY_SOCKET, watchdog.
+    receiver_notify_log="$work/receiver-notify.log"
+    start_notify_listener /run/mrsort-test-receiver-notify "$receiver_notify_log"
+    receiver_log="$work/receiver.log"
+    (
+        umask 0027
+        exec chroot --userspec=mrsort:mrsort "$root" /usr/bin/env -i PATH=/usr/bin:/bin LANG=C.UTF-8 \
+            NOTIFY_SOCKET=/run/mrsort-test-receiver-notify WATCHDOG_USEC=2000000 WATCHDOG_PID=$BASHPID \
+            /usr/bin/mrsort receive scanner --config /tmp/receive.yaml
+    ) > "$receiver_log" 2>&1 &
+    receiver_pid=$!
+    if wait_for 30 grep -q 'READY=1' "$receiver_notify_log"; then
+        pass "receiver reported READY=1 over \$NOTIFY_SOCKET"
+    else
+        fail "receiver reported no READY=1 within 30 s"
+    fi
+
+    # A modality sends the series: one association, every file (the root shares this host's network).
+    if storescu -aet TESTSCU -aec MRSORT 127.0.0.1 "$receiver_port" "${receive_files[@]}" > "$work/storescu.log" 2>&1; then
+        pass "storescu -aet TESTSCU -aec MRSORT: $n_receive instances of $receive_series stored"
+    else
+        sed 's/^/    storescu: /' "$work/storescu.log" >&2
+        fail "storescu -aet TESTSCU -aec MRSORT to the receiver"
+    fi
+    check "incoming holds each sent instance once, as <SOPInstanceUID>.dcm" \
+        test "$(received_uids "$incoming")" = "$receive_uids"
+    check "the received data sets are the sent ones (file meta header aside)" \
+        test "$(for f in "$incoming"/*.dcm; do dataset_sum "$f"; done | sort)" = "$receive_sums"
+    modes=$(in_root sh -c 'stat -c "%U:%G %a" /var/lib/mrsort/incoming/*.dcm' 2>&1 | sort -u || true)
+    check "received files are mrsort:mrsort 640 (UMask=0027; got: $modes)" test "$modes" = "mrsort:mrsort 640"
+    check "staging folder incoming/.receiving-scanner exists and holds nothing" \
+        bash -c "[ -d '$incoming/.receiving-scanner' ] && [ -z \"\$(find '$incoming/.receiving-scanner' -type f)\" ]"
+
+    # Senders it must refuse: a calling AE title not in allowed_calling_ae_titles, a called AE
+    # title not its own.
+    if storescu -aet EVIL -aec MRSORT 127.0.0.1 "$receiver_port" "${receive_files[0]}" > "$work/storescu-evil.log" 2>&1; then
+        fail "storescu -aet EVIL was accepted"
+    else
+        check "storescu -aet EVIL refused: Calling AE Title Not Recognized" \
+            grep -q 'Calling AE Title Not Recognized' "$work/storescu-evil.log"
+    fi
+    if storescu -aet TESTSCU -aec OTHER 127.0.0.1 "$receiver_port" "${receive_files[0]}" > "$work/storescu-other.log" 2>&1; then
+        fail "storescu -aec OTHER was accepted"
+    else
+        check "storescu -aec OTHER refused: Called AE Title Not Recognized" \
+            grep -q 'Called AE Title Not Recognized' "$work/storescu-other.log"
+    fi
+    check "nothing stored from the refused associations" test "$(received_uids "$incoming")" = "$receive_uids"
+
+    check "status file state/receivers/scanner.json: listening, $n_receive received, 1 association accepted, 2 refused" \
+        wait_for 5 receiver_status_is true 2
+    as_mrsort mrsort status --config /tmp/receive.yaml > "$work/receiver-status.txt" 2>&1 || true
+    check "mrsort status lists the receiver scanner" grep -q scanner "$work/receiver-status.txt"
+    sed 's/^/    status: /' "$work/receiver-status.txt" >&2
+
+    pings=$(grep -c 'WATCHDOG=1' "$receiver_notify_log" || true)
+    check "receiver watchdog pings at about WATCHDOG_USEC/2 (saw $pings)" test "$pings" -ge 3
+
+    kill -TERM "$receiver_pid" 2>/dev/null || true
+    status=0
+    wait_for 30 bash -c "! kill -0 $receiver_pid 2>/dev/null" || true
+    if kill -0 "$receiver_pid" 2>/dev/null; then
+        fail "receiver still running 30 s after SIGTERM"
+        kill -KILL "$receiver_pid" 2>/dev/null || true
+    else
+        wait "$receiver_pid" || status=$?
+        check "SIGTERM: receiver exits 0 (exit $status)" test "$status" -eq 0
+    fi
+    receiver_pid=""
+    check "status file says listening: false after the stop" receiver_status_is false 2
+    check "the receiver logged the refusal of EVIL" grep -q "calling AE title 'EVIL'" "$receiver_log"
+    sed 's/^/    receiver: /' "$receiver_log" | tail -n 20 >&2
+    kill "$listener_pid" 2>/dev/null || true
+    listener_pid=""
+    # No agent runs now to sort them; step 5 expects an emptied incoming folder.
+    rm -f "$incoming"/*.dcm
+fi
+
+# ---------------------------------------------------------------------------------------
 log "4b. boot the root with systemd (systemd-nspawn) and probe the service there"
 # Where systemd-nspawn can boot a container, the same root runs mrsort.service under a real
 # systemd: Type=notify, the generator's drop-in, the sandbox, reload, and the maintainer
 # scripts starting and stopping it (test-boot-probe.sh, run inside as a oneshot unit).
+# With the config of 4a, the probe also enables mrsort-receiver@scanner; the container shares
+# this host's network namespace (no --private-network), so this script sends the series to it
+# from here, once the probe says the receiver runs, and plays the PACS the agent forwards to.
 if ! command -v systemd-nspawn >/dev/null 2>&1; then
     log "SKIP the systemd boot: systemd-nspawn is not installed (apt-get install systemd-container)"
 elif ! has_subcommand watch; then
     fail "WAITING: this build has no 'mrsort watch'; the service cannot run yet"
 else
+    # Asked while /proc is mounted in the root (the binary needs it).
+    receiving=no
+    has_subcommand receive && receiving=yes
     if mountpoint -q "$root/proc"; then umount "$root/proc"; fi
     rm -rf "$root/srv/mrsort-probe" "$root/root/probe-"*
     mkdir -p "$root/srv/mrsort-probe"
@@ -441,8 +683,94 @@ WantedBy=multi-user.target
 UNIT
     ln -sf /etc/systemd/system/mrsort-boot-probe.service \
         "$root/etc/systemd/system/multi-user.target.wants/mrsort-boot-probe.service"
+    if [ "$receiving" = yes ]; then
+        # The config the units read: the packaged one plus the receiver and forwarding (restored
+        # after the boot). The probe tests the receiver where this file exists.
+        cp "$root/etc/mrsort/mrsort.yaml" "$work/packaged-mrsort.yaml"
+        with_receiver "$work/packaged-mrsort.yaml" > "$root/etc/mrsort/mrsort.yaml"
+        echo scanner > "$root/srv/mrsort-probe/receiver"
+        # The PACS: unique file names, so that an instance sent twice shows as two files.
+        pacs="$work/pacs"
+        mkdir -p "$pacs"
+        pacs_uids() { find "$pacs" -type f | while read -r f; do sop_uid "$f"; done | sort; }
+        storescp --aetitle PACS --output-directory "$pacs" --unique-filenames "$pacs_port" > "$work/pacs.log" 2>&1 &
+        pacs_pid=$!
+    fi
     # --register=no --keep-unit: no host systemd or machined needed to run the container.
-    timeout 600 systemd-nspawn -q -D "$root" --register=no --keep-unit -b > "$work/nspawn.log" 2>&1 || true
+    timeout 600 systemd-nspawn -q -D "$root" --register=no --keep-unit -b > "$work/nspawn.log" 2>&1 &
+    nspawn_pid=$!
+    if [ "$receiving" = yes ]; then
+        probe_waits() { [ -f "$root/srv/mrsort-probe/receiver-ready" ] || ! kill -0 "$nspawn_pid" 2>/dev/null; }
+        wait_for 480 probe_waits || true
+        if [ -f "$root/srv/mrsort-probe/receiver-ready" ]; then
+            log "the probe runs mrsort-receiver@scanner: sending $receive_series from this host"
+            if storescu -aet TESTSCU -aec MRSORT 127.0.0.1 "$receiver_port" "${receive_files[@]}" > "$work/boot-storescu.log" 2>&1; then
+                pass "systemd: storescu from this host to mrsort-receiver@scanner: $n_receive instances stored"
+            else
+                sed 's/^/    storescu: /' "$work/boot-storescu.log" >&2
+                fail "systemd: storescu from this host to mrsort-receiver@scanner"
+            fi
+            if storescu -aet EVIL -aec MRSORT 127.0.0.1 "$receiver_port" "${receive_files[0]}" > "$work/boot-storescu-evil.log" 2>&1; then
+                fail "systemd: mrsort-receiver@scanner accepted storescu -aet EVIL"
+            else
+                check "systemd: mrsort-receiver@scanner refused storescu -aet EVIL (Calling AE Title Not Recognized)" \
+                    grep -q 'Calling AE Title Not Recognized' "$work/boot-storescu-evil.log"
+            fi
+            check "systemd: receiver status file: $n_receive received, 1 association accepted, 1 refused" \
+                wait_for 5 receiver_status_is true 1
+            # mrsort.service sorts what the receiver wrote (quiet_seconds after the last file).
+            destination="$root/var/lib/mrsort/$receive_destination"
+            received_count() { comm -12 <(received_uids "$destination") <(echo "$receive_uids") | wc -l; }
+            landed_received() { [ "$(received_count)" -ge "$n_receive" ]; }
+            quiet=$(sed -n 's/^ *quiet_seconds: *\([0-9]*\).*/\1/p' "$root/etc/mrsort/mrsort.yaml" | head -n 1)
+            check "systemd: mrsort.service sorted the $n_receive received instances into /var/lib/mrsort/$receive_destination" \
+                wait_for $((quiet + 120)) landed_received
+            check "systemd: incoming emptied of the received files" \
+                test -z "$(find "$incoming" -maxdepth 1 -type f)"
+            sorted_sums=$(find "$destination" -type f -name '*.dcm' | while read -r f; do
+                if grep -Fxq "$(basename "$f" .dcm)" <<<"$receive_uids"; then dataset_sum "$f"; fi; done | sort)
+            check "systemd: the sorted data sets are the sent ones (file meta header aside)" \
+                test "$sorted_sums" = "$receive_sums"
+            # Forwarding: every sorted instance of the series reaches the PACS (series sent to review
+            # are not forwarded).
+            pacs_has_series() { [ "$(comm -12 <(pacs_uids | uniq) <(echo "$receive_uids") | wc -l)" -ge "$n_receive" ]; }
+            if [ "$receive_destination" = sorted ]; then
+                check "systemd: the agent forwarded every received instance to the PACS (storescp on this host)" \
+                    wait_for 120 pacs_has_series
+                echo "$receive_uids" > "$work/receive-uids.txt"
+                forward_lines=$(python3 - "$root/var/lib/mrsort/state/audit.jsonl" "$work/receive-uids.txt" <<'PY' 2>/dev/null || echo 0
+import json, os, sys
+uids = set(open(sys.argv[2]).read().split())
+n = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("action") == "forward" and os.path.basename(r.get("file", ""))[:-len(".dcm")] in uids:
+        n += 1
+print(n)
+PY
+)
+                check "systemd: audit.jsonl has one action \"forward\" line per instance (got $forward_lines of $n_receive)" \
+                    test "$forward_lines" -eq "$n_receive"
+            else
+                check "systemd: a series sent to review is not forwarded" bash -c "sleep 10; [ -z \"\$(find '$pacs' -type f)\" ]"
+            fi
+        else
+            fail "systemd: the probe did not report mrsort-receiver@scanner running; nothing sent"
+        fi
+        touch "$root/srv/mrsort-probe/host-done"
+    fi
+    wait "$nspawn_pid" || true
+    nspawn_pid=""
+    if [ "$receiving" = yes ]; then
+        # After the whole boot (reinstall and restarts included): no instance reached the PACS twice.
+        duplicates=$(pacs_uids | uniq -d | wc -l)
+        check "systemd: no instance reached the PACS twice ($(find "$pacs" -type f | wc -l) files, $duplicates duplicated)" \
+            test "$duplicates" -eq 0
+        kill "$pacs_pid" 2>/dev/null || true
+        wait "$pacs_pid" 2>/dev/null || true
+        pacs_pid=""
+        cp "$work/packaged-mrsort.yaml" "$root/etc/mrsort/mrsort.yaml"
+    fi
     if [ ! -f "$root/root/probe-results" ]; then
         tail -n 15 "$work/nspawn.log" | sed 's/^/    nspawn: /' >&2
         log "SKIP the systemd boot: systemd-nspawn could not boot the root on this machine (log above)"
@@ -455,8 +783,9 @@ UNIT
         done < "$root/root/probe-results"
         grep -qx done "$root/root/probe-results" || fail "systemd: the probe did not finish (timeout?)"
         sed 's/^/    service journal: /' "$root/root/probe-journal.log" 2>/dev/null | tail -n 25 >&2 || true
+        sed 's/^/    receiver journal: /' "$root/root/probe-receiver-journal.log" 2>/dev/null | tail -n 25 >&2 || true
         if grep -q '^FAIL' "$root/root/probe-results"; then
-            for f in "$root/root/probe-"{status,remove,install}.log; do
+            for f in "$root/root/probe-"{status,remove,install,reinstall,receiver-enable}.log; do
                 [ -f "$f" ] && sed "s|^|    $(basename "$f"): |" "$f" | tail -n 15 >&2
             done
         fi
@@ -488,6 +817,15 @@ check "remove: config kept" test -f "$root/etc/mrsort/mrsort.yaml"
 check "remove: state kept" test -f "$root/var/lib/mrsort/state/journal"
 check "remove: sorted data kept" test -f "$root/var/lib/mrsort/sorted/P1/image.dcm"
 check "remove: user kept" in_root getent passwd mrsort
+# The receiver 4b enabled (where the root booted): remove keeps the admin's enablement, as it
+# keeps the config; purge deletes it.
+receiver_links() { find "$root/etc/systemd" -name 'mrsort-receiver@*' 2>/dev/null; }
+receiver_enabled=no
+[ -n "$(receiver_links)" ] && receiver_enabled=yes
+if [ "$receiver_enabled" = yes ]; then
+    check "remove: the admin's enablement of mrsort-receiver@scanner kept" \
+        test -L "$root/etc/systemd/system/multi-user.target.wants/mrsort-receiver@scanner.service"
+fi
 
 # Whether the agent steps above left DICOM files in review or quarantine (that depends on the
 # models' confidence for the series they sorted): such folders must survive the purge.
@@ -512,6 +850,9 @@ for folder in review quarantine; do
 done
 check "purge: no enablement or mask links left" \
     test -z "$(find "$root/etc/systemd" -name 'mrsort.service' 2>/dev/null)"
+if [ "$receiver_enabled" = yes ]; then
+    check "purge: no mrsort-receiver@ enablement left" test -z "$(receiver_links)"
+fi
 check "purge: dpkg knows nothing of mrsort" bash -c "! chroot '$root' dpkg -s mrsort >/dev/null 2>&1"
 log "what stays after purge: $(cd "$root" && find var/lib/mrsort -maxdepth 2 2>/dev/null | tr '\n' ' ')user: $(in_root getent passwd mrsort || echo none)"
 

@@ -48,6 +48,16 @@ std::mutex receiverMutex;
 std::atomic<DcmBaseSCPPool *> runningPool{nullptr};
 std::atomic<uint64_t> accepted{0}, refused{0}, active{0}, received{0}, failed{0}, bytes{0}, echoes{0}, stagingSerial{0};
 
+std::once_flag networkOnce;
+
+/// Debian builds DCMTK with Nagle's algorithm left on unless $TCP_NODELAY says otherwise; with it
+/// every C-STORE waits for the peer's delayed acknowledgement (about 45 ms, some 20 instances/s on
+/// loopback). Set once, before the first socket, unless the environment already decides.
+void initializeNetwork() {
+    mrs_initialize();
+    std::call_once(networkOnce, [] { ::setenv("TCP_NODELAY", "1", 0); });
+}
+
 void report(bool isError, const std::string &text) {
     if (settings.onEvent != nullptr) settings.onEvent(settings.eventContext, isError ? 1 : 0, text.c_str());
 }
@@ -257,7 +267,7 @@ extern "C" mrs_status mrs_receiver_run(const mrs_receiver_options *options, char
             setMessage(message, message_size, "a receiver is already running in this process");
             return MRS_INVALID_ARGUMENT;
         }
-        mrs_initialize();
+        initializeNetwork();
         settings = ReceiverSettings();
         settings.aeTitle = trimmed(options->ae_title);
         for (size_t i = 0; i < options->allowed_calling_count; ++i) {
@@ -294,7 +304,7 @@ extern "C" mrs_status mrs_receiver_run(const mrs_receiver_options *options, char
         condition = pool.listen();
         runningPool.store(nullptr);
         if (condition.bad() && condition != NET_EC_StopAfterConnectionTimeout && condition != NET_EC_StopAfterAssociation) {
-            setMessage(message, message_size, std::string("cannot listen on port ") + std::to_string(options->port) + ": " + condition.text());
+            setMessage(message, message_size, condition.text());
             return MRS_UNREADABLE;
         }
         return MRS_OK;
@@ -324,7 +334,7 @@ extern "C" mrs_status mrs_send_files(const mrs_send_options *options, const char
             setMessage(message, message_size, "send options incomplete (host, called and calling AE titles are needed)");
             return MRS_INVALID_ARGUMENT;
         }
-        mrs_initialize();
+        initializeNetwork();
         std::vector<Outgoing> pending;
         for (size_t i = 0; i < count; ++i) {
             statuses[i] = MRS_SEND_NOT_SENT;

@@ -75,6 +75,7 @@ struct Receive: ParsableCommand {
         defer { signals.forEach { $0.cancel() } }
         let notifier = ServiceNotifier()
         var ready = false
+        write(status, to: statusPath, logger: logger)
         var lastWatchdog = Date.distantPast
         // The port opens as the thread starts; one that cannot be opened ends the thread at once.
         while !outcome.isFinished(waiting: 0.5) {
@@ -88,9 +89,13 @@ struct Receive: ParsableCommand {
                 notifier.notify("WATCHDOG=1")
                 lastWatchdog = Date()
             }
-            status.counters = StorageReceiver.counters
-            status.updated = Date()
-            write(status, to: statusPath, logger: logger)
+            // Written when the counters change (at most twice a second), else once a minute as a heartbeat.
+            let counters = StorageReceiver.counters
+            if counters != status.counters || Date().timeIntervalSince(status.updated) >= 60 {
+                status.counters = counters
+                status.updated = Date()
+                write(status, to: statusPath, logger: logger)
+            }
         }
         status.listening = false
         status.counters = StorageReceiver.counters
