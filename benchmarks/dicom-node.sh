@@ -16,10 +16,10 @@
 # usage: benchmarks/dicom-node.sh MRSORT [TEMPLATE_DIR] [WORK_DIR]
 #   e.g. benchmarks/dicom-node.sh .build/release/mrsort ../shared/realdata/dcm_qa_sag__S6_DWI_SagAP
 # environment: IMAGES (200), RUNS (3), QUIET (1, the rule's quiet_seconds), WORKERS (2),
-#   PORT (11112; the bound's storescp and the PACS use PORT+1 and PORT+2), KEEP=1 (leave WORK_DIR),
-#   MRSORT_NODELAY=1 (run the mrsort processes alone with TCP_NODELAY=1: DCMTK's switch for
-#   disabling Nagle's algorithm, off in Debian's libdcmtk17; TCP_NODELAY=1 exported to the whole
-#   script sets it for storescu and storescp too)
+#   PORT (11112; the bound's storescp and the PACS use PORT+1 and PORT+2), KEEP=1 (leave WORK_DIR).
+#   mrsort disables Nagle's algorithm on its own sockets; DCMTK's storescu and storescp do so only
+#   with TCP_NODELAY=1 in their environment (Debian's libdcmtk17 leaves it on): export it to the
+#   script to measure peers that do, as most modalities and PACS do.
 # needs: DCMTK's storescu, storescp, dcmodify, dcmdump.
 set -euo pipefail
 mrsort=$(realpath "$1")
@@ -32,7 +32,6 @@ bound_port=$((port + 1)) pacs_port=$((port + 2))
 export MRSORT_MODELS=${MRSORT_MODELS:-$here/models}
 keep=${KEEP:-0}
 node=("$mrsort")
-[ "${MRSORT_NODELAY:-0}" = 1 ] && node=(env TCP_NODELAY=1 "$mrsort")
 [ -n "${3:-}" ] && keep=1
 for tool in storescu storescp dcmodify dcmdump; do
     command -v "$tool" >/dev/null || { echo "dicom-node: $tool not found (apt-get install dcmtk)" >&2; exit 1; }
