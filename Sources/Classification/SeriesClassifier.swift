@@ -167,7 +167,7 @@ public struct SeriesClassifier: Sendable {
             }
             cnnVote = Vote(predictions.map(\.sequence), order: order, support: cnnSupport)
             if let combined = Vote.ensemble(forest: forestImages.map { forestVotes[$0] }, forestSupport: forestImageSupport,
-                                            cnn: predictions.map(\.sequence), cnnSupport: cnnSupport) {
+                                            cnn: predictions.map(\.sequence)) {
                 ensembleVote = combined
             }
             cnnOrientation = Vote(predictions.map(\.orientation), order: Orientation.allCases)

@@ -50,23 +50,6 @@ public enum SequenceClass: String, CaseIterable, Codable, Sendable, Hashable {
         default: nil
         }
     }
-
-    /// The classes whose headers can be the same as this one's, so that only the pixels tell them
-    /// apart: the pre/post-contrast twin (the ContrastBolusAgent is left empty as often as not);
-    /// SWI and its magnitude image (GE's SWAN writes both alike); and among the 2D T1 and the IAC T1,
-    /// before and after contrast, all four — the same 2D T1 acquisition, the IAC one over a small
-    /// field of view centred on the posterior fossa, which the metadata features do not encode and
-    /// the pixels show. Empty for the other classes; the relation is symmetric.
-    public var headerTwins: [SequenceClass] {
-        switch self {
-        case .swi: [.swiMagnitude]
-        case .swiMagnitude: [.swi]
-        case .t1Pre, .t1Post, .t1IACPre, .t1IACPost: Self.twoDimensionalT1.filter { $0 != self }
-        default: contrastTwin.map { [$0] } ?? []
-        }
-    }
-
-    private static let twoDimensionalT1: [SequenceClass] = [.t1Pre, .t1Post, .t1IACPre, .t1IACPost]
 }
 
 /// Slice orientation of a series.
