@@ -70,6 +70,11 @@ struct ForwardQueue {
         jobs[destination]?.first { $0.due <= now }
     }
 
+    /// Whether the job is still queued (a series placed again replaces its jobs, even one in flight).
+    func contains(_ job: ForwardJob) -> Bool {
+        jobs[job.destination]?.contains { $0.id == job.id } ?? false
+    }
+
     /// Writes the job's new state (fewer files, another attempt, a later due time).
     mutating func update(_ job: ForwardJob) throws(FileSystemError) {
         try write(job)

@@ -75,6 +75,12 @@ extension WatchAgent {
         var standing = forwardStanding[job.destination] ?? ForwardStanding()
         standing.instancesForwarded += stored
         counters.forwarded += stored
+        // Replaced while it was sent (the series was placed again): its new job carries the files
+        // as they are now; this one must not be written back.
+        guard forwardQueue.contains(job) else {
+            forwardStanding[job.destination] = standing
+            return
+        }
         if left.isEmpty {
             standing.lastSuccess = now
             forwardStanding[job.destination] = standing
