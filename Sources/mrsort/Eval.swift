@@ -78,6 +78,8 @@ struct Eval: ParsableCommand {
                 forest: phantoms.filter { $0.result.forest.sequence == $0.row.sequence }.count,
                 cnn: classifier.cnn == nil ? nil : phantoms.filter { $0.result.cnn?.sequence == $0.row.sequence }.count,
                 ensemble: phantoms.filter { $0.result.sequence == $0.row.sequence }.count),
+            sources: Self.sources(pairs.map { (dir: $0.row.dir, hasRealPixels: $0.row.hasRealPixels, label: $0.row.sequence, result: $0.result) },
+                                  cnn: classifier.cnn != nil),
             misclassified: labelledPairs.filter { p in
                 p.result.sequence != p.row.sequence || p.result.forest.sequence != p.row.sequence
                     || (p.result.cnn.map { $0.sequence != p.row.sequence } ?? false)
@@ -94,6 +96,21 @@ struct Eval: ParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(report.table())
+        }
+    }
+
+    /// Each source's figures, where labels' `dir` names sources as the real sets do (`source__series`);
+    /// nil where no folder does (a synthetic corpus).
+    static func sources(_ pairs: [(dir: String, hasRealPixels: Bool, label: SequenceClass, result: SeriesClassification)], cnn: Bool) -> [SourceScore]? {
+        guard pairs.contains(where: { $0.dir.contains("__") }) else { return nil }
+        let grouped = Dictionary(grouping: pairs) { pair in pair.dir.components(separatedBy: "__").first ?? pair.dir }
+        return grouped.keys.sorted().map { source in
+            let members = grouped[source] ?? []
+            let withPixels = members.filter(\.hasRealPixels)
+            return SourceScore(source: source, series: members.count,
+                               forest: members.filter { $0.result.forest.sequence == $0.label }.count,
+                               cnn: cnn ? withPixels.filter { $0.result.cnn?.sequence == $0.label }.count : nil, cnnSeries: withPixels.count,
+                               ensemble: members.filter { $0.result.sequence == $0.label }.count)
         }
     }
 
@@ -139,6 +156,18 @@ struct Eval: ParsableCommand {
         let ensemble: Int
     }
 
+    /// One source's series right per model (the folder name before `__`, as leave-one-source-out
+    /// splits the real sets): a figure pooled over sources hides one that fails.
+    struct SourceScore: Encodable {
+        let source: String
+        let series: Int
+        let forest: Int
+        /// Right among the `cnnSeries` with real pixels; nil without a CNN.
+        let cnn: Int?
+        let cnnSeries: Int
+        let ensemble: Int
+    }
+
     struct Report: Encodable {
         let series: Int
         let unlabelled: Int
@@ -151,6 +180,7 @@ struct Eval: ParsableCommand {
         let orientationSeries: Int
         let orientationAccuracy: Double
         let phantoms: PhantomScores?
+        let sources: [SourceScore]?
         let misclassified: [Miss]
 
         /// Table 2 of the paper, one column group per model.
@@ -173,6 +203,13 @@ struct Eval: ParsableCommand {
                            confidence.minimumConfidence, confidence.review, confidence.reviewCorrect, confidence.confident,
                            confidence.confidentAccuracy)
             text += "\norientation accuracy: \(String(format: "%.3f", orientationAccuracy)) (\(orientationSeries) series)"
+            if let sources {
+                text += "\n\nper source (the folder name before `__`), series right of the source's series:\n"
+                text += TextTable(header: ["source", "series", "forest", "cnn", "ensemble"], rows: sources.map { s in
+                    [s.source, String(s.series), "\(s.forest)/\(s.series)", s.cnn.map { "\($0)/\(s.cnnSeries)" } ?? "-", "\(s.ensemble)/\(s.series)"]
+                }).render()
+                text += "\n"
+            }
             if let phantoms {
                 text += "\nphantoms (reported apart, labelled other): " + [("forest", phantoms.forest), ("cnn", phantoms.cnn), ("ensemble", phantoms.ensemble)]
                     .compactMap { name, correct in correct.map { "\(name) \($0) of \(phantoms.series)" } }.joined(separator: ", ")
