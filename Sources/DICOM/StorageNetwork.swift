@@ -88,8 +88,7 @@ public struct StorageReceiver: Sendable {
         }
         let sink = Unmanaged.passRetained(EventSink(events))
         defer { sink.release() }
-        var message = [CChar](repeating: 0, count: 512)
-        let status: mrs_status = withCStrings(allowedCallingAETitles) { allowed in
+        let (status, reason): (mrs_status, String) = withMessageBuffer { message, size in withCStrings(allowedCallingAETitles) { allowed in
             aeTitle.withCString { ae in
                 folder.withCString { folder in
                     staging.withCString { staging in
@@ -103,12 +102,11 @@ public struct StorageReceiver: Sendable {
                             },
                             event_context: sink.toOpaque()
                         )
-                        return mrs_receiver_run(&options, &message, message.count)
+                        return mrs_receiver_run(&options, message, size)
                     }
                 }
             }
-        }
-        let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        } }
         switch status {
         case MRS_OK: return
         case MRS_UNREADABLE: throw .cannotListen(port: port, reason: reason)
@@ -196,20 +194,19 @@ public struct StorageDestination: Sendable, Equatable, CustomStringConvertible {
     /// the transfer syntax it is stored in where the destination accepts that.
     public func send(_ paths: [String]) -> Report {
         var statuses = [UInt16](repeating: UInt16(MRS_SEND_NOT_SENT), count: paths.count)
-        var message = [CChar](repeating: 0, count: 512)
-        let status: mrs_status = withCStrings(paths) { files in
+        let (status, message): (mrs_status, String) = withMessageBuffer { message, size in withCStrings(paths) { files in
             host.withCString { host in
                 calledAETitle.withCString { called in
                     callingAETitle.withCString { calling in
                         var options = mrs_send_options(host: host, port: port, called_ae_title: called, calling_ae_title: calling,
                                                        timeout_seconds: UInt32(clamping: timeoutSeconds))
                         return statuses.withUnsafeMutableBufferPointer {
-                            mrs_send_files(&options, files.baseAddress, files.count, $0.baseAddress, &message, message.count)
+                            mrs_send_files(&options, files.baseAddress, files.count, $0.baseAddress, message, size)
                         }
                     }
                 }
             }
-        }
+        } }
         let outcomes = statuses.map { status -> Outcome in
             switch UInt32(status) {
             case MRS_SEND_NOT_SENT: .notSent
@@ -219,7 +216,7 @@ public struct StorageDestination: Sendable, Equatable, CustomStringConvertible {
             default: .refused(status: status)
             }
         }
-        return Report(outcomes: outcomes, error: status == MRS_OK ? nil : String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        return Report(outcomes: outcomes, error: status == MRS_OK ? nil : message)
     }
 }
 
